@@ -1,0 +1,1 @@
+//! Diagnostics of `codegen check` (stub: owned by the loader work).

@@ -1,0 +1,1 @@
+//! Parsing and validation of graph.yaml (stub: owned by the loader work).

@@ -1,0 +1,8 @@
+// generated from graph.yaml by cargo codegen, do not edit
+
+//! `confirm_receipt` is not a transition out of DELIVERY_CONFIRMED.
+use delivery_core::*;
+fn illegal(order: DeliveryOrder<DeliveryConfirmed>, payload: ConfirmReceipt, meta: EventMeta) {
+    let _ = order.confirm_receipt(payload, meta);
+}
+fn main() {}

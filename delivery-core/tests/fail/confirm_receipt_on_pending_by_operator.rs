@@ -1,0 +1,8 @@
+// generated from graph.yaml by cargo codegen, do not edit
+
+//! `confirm_receipt` is not a transition out of PENDING_BY_OPERATOR.
+use delivery_core::*;
+fn illegal(order: DeliveryOrder<PendingByOperator>, payload: ConfirmReceipt, meta: EventMeta) {
+    let _ = order.confirm_receipt(payload, meta);
+}
+fn main() {}

@@ -1,0 +1,8 @@
+// generated from graph.yaml by cargo codegen, do not edit
+
+//! `deliver` is not a transition out of DELIVERED.
+use delivery_core::*;
+fn illegal(order: DeliveryOrder<Delivered>, payload: Deliver, meta: EventMeta) {
+    let _ = order.deliver(payload, meta);
+}
+fn main() {}

@@ -1,0 +1,8 @@
+// generated from graph.yaml by cargo codegen, do not edit
+
+//! `deliver` is not a transition out of DELIVERY_CONFIRMED.
+use delivery_core::*;
+fn illegal(order: DeliveryOrder<DeliveryConfirmed>, payload: Deliver, meta: EventMeta) {
+    let _ = order.deliver(payload, meta);
+}
+fn main() {}

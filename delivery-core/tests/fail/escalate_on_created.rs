@@ -1,0 +1,8 @@
+// generated from graph.yaml by cargo codegen, do not edit
+
+//! `escalate` is not a transition out of CREATED.
+use delivery_core::*;
+fn illegal(order: DeliveryOrder<Created>, payload: Escalate, meta: EventMeta) {
+    let _ = order.escalate(payload, meta);
+}
+fn main() {}

@@ -1,0 +1,8 @@
+// generated from graph.yaml by cargo codegen, do not edit
+
+//! `fail` is not a transition out of DELIVERY_FAILED.
+use delivery_core::*;
+fn illegal(order: DeliveryOrder<DeliveryFailed>, payload: Fail, meta: EventMeta) {
+    let _ = order.fail(payload, meta);
+}
+fn main() {}

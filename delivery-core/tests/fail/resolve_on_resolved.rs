@@ -1,0 +1,8 @@
+// generated from graph.yaml by cargo codegen, do not edit
+
+//! `resolve` is not a transition out of RESOLVED.
+use delivery_core::*;
+fn illegal(order: DeliveryOrder<Resolved>, payload: Resolve, meta: EventMeta) {
+    let _ = order.resolve(payload, meta);
+}
+fn main() {}
