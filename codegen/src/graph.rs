@@ -179,12 +179,6 @@ impl Graph {
         out
     }
 
-    /// The number of edges on the longest path: a bound on how many transitions any order
-    /// can take.
-    pub fn depth(&self) -> usize {
-        self.simple_paths().iter().map(Vec::len).max().unwrap_or(0)
-    }
-
     /// The data fields of every state, merged by name in order of first appearance: the
     /// columns a flat snapshot of any state needs. Every such column is optional in general.
     pub fn all_state_fields(&self) -> Vec<&Field> {
@@ -211,9 +205,4 @@ pub fn pascal_case(name: &str) -> String {
             }
         })
         .collect()
-}
-
-/// `PICKED_UP` → `picked_up`.
-pub fn snake_case(name: &str) -> String {
-    name.to_ascii_lowercase()
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::all)] // Generated code is judged by its tests, not by lints.
 use crate::event::{DeliveryEvent, EventMeta};
 use crate::order::{DeliveryDetails, DeliveryOrder};
-use crate::runtime::{CorruptRecord, TransitionError};
+use crate::runtime::{CorruptRecord, Rejected, TransitionError};
 use crate::typestate::{CanTransitionTo, State, Succ, Zero, sealed::Sealed};
 use crate::values::{DeliveryId, GraphVersion, InvalidValue, OperatorId, PartnerOrderNumber, Text};
 use chrono::{DateTime, Utc};
@@ -20,11 +20,11 @@ pub const GRAPH_VERSION: GraphVersion = GraphVersion {
     patch: 0,
 };
 /// The graph as canonical JSON (what the CloudFormation parameter stores).
-pub const GRAPH_JSON: &str = "{}";
+pub const GRAPH_JSON: &str = "{\"version\":\"1.0.0\",\"name\":\"DeliveryOrder\",\"description\":\"The life of one delivery order of physical books, from the moment the payment succeeds to the customer's confirmation or an operator's resolution.\",\"roles\":[\"customer\",\"partner\",\"operator\",\"system\"],\"enums\":[{\"name\":\"FailureReason\",\"values\":[\"ADDRESS_INVALID\",\"RECIPIENT_UNAVAILABLE\",\"RECIPIENT_REFUSED\",\"LOCATION_INACCESSIBLE\",\"PACKAGE_DAMAGED\",\"PACKAGE_LOST\",\"COURIER_UNAVAILABLE\",\"PICKUP_FAILED\",\"RETURNED_TO_SENDER\",\"CANCELLED_BY_PARTNER\",\"SLA_EXCEEDED\",\"NOT_RECEIVED\",\"OTHER\"],\"subset_of\":null},{\"name\":\"DisputeReason\",\"values\":[\"NOT_RECEIVED\",\"PACKAGE_DAMAGED\"],\"subset_of\":\"FailureReason\"},{\"name\":\"Resolution\",\"values\":[\"REDELIVER\",\"REFUND\",\"CANCEL\"],\"subset_of\":null}],\"states\":[{\"name\":\"CREATED\",\"rank\":0,\"initial\":true,\"final\":false,\"data\":[]},{\"name\":\"PICKED_UP\",\"rank\":1,\"initial\":false,\"final\":false,\"data\":[{\"name\":\"partner_order_number\",\"type\":\"PartnerOrderNumber\",\"optional\":false}]},{\"name\":\"DELIVERED\",\"rank\":2,\"initial\":false,\"final\":false,\"data\":[{\"name\":\"partner_order_number\",\"type\":\"PartnerOrderNumber\",\"optional\":false},{\"name\":\"delivered_at\",\"type\":\"Timestamp\",\"optional\":false}]},{\"name\":\"DELIVERY_CONFIRMED\",\"rank\":3,\"initial\":false,\"final\":true,\"data\":[{\"name\":\"partner_order_number\",\"type\":\"PartnerOrderNumber\",\"optional\":false},{\"name\":\"delivered_at\",\"type\":\"Timestamp\",\"optional\":false}]},{\"name\":\"DELIVERY_FAILED\",\"rank\":4,\"initial\":false,\"final\":false,\"data\":[{\"name\":\"partner_order_number\",\"type\":\"PartnerOrderNumber\",\"optional\":true},{\"name\":\"reason\",\"type\":\"FailureReason\",\"optional\":false},{\"name\":\"detail\",\"type\":\"Text\",\"optional\":true}]},{\"name\":\"PENDING_BY_OPERATOR\",\"rank\":5,\"initial\":false,\"final\":false,\"data\":[{\"name\":\"partner_order_number\",\"type\":\"PartnerOrderNumber\",\"optional\":true},{\"name\":\"reason\",\"type\":\"FailureReason\",\"optional\":false},{\"name\":\"detail\",\"type\":\"Text\",\"optional\":true},{\"name\":\"assignee\",\"type\":\"OperatorId\",\"optional\":true}]},{\"name\":\"RESOLVED\",\"rank\":6,\"initial\":false,\"final\":true,\"data\":[{\"name\":\"partner_order_number\",\"type\":\"PartnerOrderNumber\",\"optional\":true},{\"name\":\"reason\",\"type\":\"FailureReason\",\"optional\":false},{\"name\":\"detail\",\"type\":\"Text\",\"optional\":true},{\"name\":\"assignee\",\"type\":\"OperatorId\",\"optional\":true},{\"name\":\"resolution\",\"type\":\"Resolution\",\"optional\":false},{\"name\":\"note\",\"type\":\"Text\",\"optional\":true}]}],\"transitions\":[{\"name\":\"pick_up\",\"from\":\"CREATED\",\"to\":\"PICKED_UP\",\"roles\":[\"partner\"],\"payload\":[{\"name\":\"partner_order_number\",\"type\":\"PartnerOrderNumber\",\"optional\":false}]},{\"name\":\"fail\",\"from\":\"CREATED\",\"to\":\"DELIVERY_FAILED\",\"roles\":[\"partner\",\"system\"],\"payload\":[{\"name\":\"reason\",\"type\":\"FailureReason\",\"optional\":false},{\"name\":\"detail\",\"type\":\"Text\",\"optional\":true}]},{\"name\":\"deliver\",\"from\":\"PICKED_UP\",\"to\":\"DELIVERED\",\"roles\":[\"partner\"],\"payload\":[{\"name\":\"delivered_at\",\"type\":\"Timestamp\",\"optional\":false}]},{\"name\":\"fail\",\"from\":\"PICKED_UP\",\"to\":\"DELIVERY_FAILED\",\"roles\":[\"partner\",\"system\"],\"payload\":[{\"name\":\"reason\",\"type\":\"FailureReason\",\"optional\":false},{\"name\":\"detail\",\"type\":\"Text\",\"optional\":true}]},{\"name\":\"confirm_receipt\",\"from\":\"DELIVERED\",\"to\":\"DELIVERY_CONFIRMED\",\"roles\":[\"customer\",\"system\"],\"payload\":[]},{\"name\":\"dispute\",\"from\":\"DELIVERED\",\"to\":\"DELIVERY_FAILED\",\"roles\":[\"customer\"],\"payload\":[{\"name\":\"reason\",\"type\":\"DisputeReason\",\"optional\":false},{\"name\":\"detail\",\"type\":\"Text\",\"optional\":true}]},{\"name\":\"escalate\",\"from\":\"DELIVERY_FAILED\",\"to\":\"PENDING_BY_OPERATOR\",\"roles\":[\"system\",\"operator\"],\"payload\":[{\"name\":\"assignee\",\"type\":\"OperatorId\",\"optional\":true}]},{\"name\":\"resolve\",\"from\":\"PENDING_BY_OPERATOR\",\"to\":\"RESOLVED\",\"roles\":[\"operator\"],\"payload\":[{\"name\":\"resolution\",\"type\":\"Resolution\",\"optional\":false},{\"name\":\"note\",\"type\":\"Text\",\"optional\":true}]}]}";
 /// SHA-256 of [`GRAPH_JSON`], hex.
-pub const GRAPH_SHA256: &str = "0";
+pub const GRAPH_SHA256: &str = "345297bbe67e189e3f12aec19415fc378f6ca96a2f0e5dbafa8ad4226c13c1b7";
 /// The graph as a Mermaid state diagram.
-pub const GRAPH_MERMAID: &str = "";
+pub const GRAPH_MERMAID: &str = "stateDiagram-v2\n    [*] --> CREATED\n    CREATED --> PICKED_UP: pick_up (partner)\n    CREATED --> DELIVERY_FAILED: fail (partner, system)\n    PICKED_UP --> DELIVERED: deliver (partner)\n    PICKED_UP --> DELIVERY_FAILED: fail (partner, system)\n    DELIVERED --> DELIVERY_CONFIRMED: confirm_receipt (customer, system)\n    DELIVERED --> DELIVERY_FAILED: dispute (customer)\n    DELIVERY_FAILED --> PENDING_BY_OPERATOR: escalate (system, operator)\n    PENDING_BY_OPERATOR --> RESOLVED: resolve (operator)\n    DELIVERY_CONFIRMED --> [*]\n    RESOLVED --> [*]\n";
 /// A role that may make transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1019,12 +1019,12 @@ impl AnyDeliveryOrder {
             AnyDeliveryOrder::Resolved(order) => order.details(),
         }
     }
-    /// Takes `command` through the typed method for the current state, or says why not.
+    /// Takes `command` through the typed method for the current state, or hands the order back with why not.
     pub(crate) fn dispatch(
         self,
         command: Command,
         meta: EventMeta,
-    ) -> Result<(AnyDeliveryOrder, DeliveryEvent), TransitionError> {
+    ) -> Result<(AnyDeliveryOrder, DeliveryEvent), Rejected> {
         match (self, command) {
             (AnyDeliveryOrder::Created(order), Command::PickUp(payload)) => {
                 let (order, event) = order.pick_up(payload, meta);
@@ -1058,11 +1058,17 @@ impl AnyDeliveryOrder {
                 let (order, event) = order.resolve(payload, meta);
                 Ok((order.into(), event))
             }
-            (order, command) => Err(TransitionError::NotAllowed {
-                current: order.state(),
-                attempted: command.transition(),
-                allowed: order.state().allowed_transitions(),
-            }),
+            (order, command) => {
+                let error = TransitionError::NotAllowed {
+                    current: order.state(),
+                    attempted: command.transition(),
+                    allowed: order.state().allowed_transitions(),
+                };
+                Err(Rejected {
+                    order: Box::new(order),
+                    error,
+                })
+            }
         }
     }
 }

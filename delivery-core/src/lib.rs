@@ -61,6 +61,6 @@ pub mod values;
 pub use event::{Actor, Change, DeliveryEvent, EventMeta};
 pub use generated::*;
 pub use order::{DeliveryDetails, DeliveryOrder};
-pub use runtime::{CorruptRecord, DeliverySnapshot, TransitionError};
+pub use runtime::{CorruptRecord, DeliverySnapshot, Rejected, TransitionError};
 pub use typestate::{CanTransitionTo, State};
 pub use values::*;

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Change, DeliveryEvent, EventMeta};
 use crate::generated::{Command, Created, DeliveryState, GRAPH_VERSION, Resolution, Resolved};
 use crate::typestate::{CanTransitionTo, State};
-use crate::values::{CustomerId, DeliveryId, OrderingId, PaymentId, PhysicalLines, ShippingAddress};
+use crate::values::{
+    CustomerId, DeliveryId, OrderingId, PaymentId, PhysicalLines, ShippingAddress,
+};
 
 /// What a delivery order is about; fixed for its whole life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +68,11 @@ impl DeliveryOrder<Created> {
 impl DeliveryOrder<Resolved> {
     /// The replacement a REDELIVER resolution calls for: a new delivery order for the same
     /// ordering, linked to this one. `None` for any other resolution.
-    pub fn redelivery(&self, id: DeliveryId, meta: EventMeta) -> Option<(DeliveryOrder<Created>, DeliveryEvent)> {
+    pub fn redelivery(
+        &self,
+        id: DeliveryId,
+        meta: EventMeta,
+    ) -> Option<(DeliveryOrder<Created>, DeliveryEvent)> {
         (self.resolution() == Resolution::Redeliver).then(|| {
             let details = DeliveryDetails {
                 replaces: Some(self.id),

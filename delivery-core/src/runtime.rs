@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Change, DeliveryEvent, EventMeta};
-use crate::generated::{AnyDeliveryOrder, Command, DeliveryState, GRAPH_VERSION, Role, StateFields, Transition};
+use crate::generated::{
+    AnyDeliveryOrder, Command, DeliveryState, GRAPH_VERSION, Role, StateFields, Transition,
+};
 use crate::order::{DeliveryDetails, DeliveryOrder};
 use crate::values::{DeliveryId, GraphVersion};
 
@@ -19,19 +21,41 @@ use crate::values::{DeliveryId, GraphVersion};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     /// The graph has no such transition out of the current state.
-    #[error("`{attempted}` is not allowed from {current}; allowed now: {}", names(allowed))]
+    #[error(
+        "`{attempted}` is not allowed from {current}; allowed now: {}",
+        names(allowed)
+    )]
     NotAllowed {
         current: DeliveryState,
         attempted: Transition,
         allowed: &'static [Transition],
     },
     /// The actor's role may never make this transition.
-    #[error("role `{role}` may not `{transition}`; it is for: {}", names(allowed_roles))]
+    #[error(
+        "role `{role}` may not `{transition}`; it is for: {}",
+        names(allowed_roles)
+    )]
     RoleNotAllowed {
         role: Role,
         transition: Transition,
         allowed_roles: &'static [Role],
     },
+}
+
+/// A refused command: why, and the order it was meant for, unchanged, so nothing is lost
+/// (as `String::from_utf8` hands the bytes back in its error).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejected {
+    /// Boxed: the error path may allocate, the success path's `Result` stays small.
+    pub order: Box<AnyDeliveryOrder>,
+    pub error: TransitionError,
+}
+
+impl From<Rejected> for TransitionError {
+    fn from(rejected: Rejected) -> Self {
+        rejected.error
+    }
 }
 
 /// Why stored data could not be turned back into an order. The data is left as it was.
@@ -44,10 +68,16 @@ pub enum CorruptRecord {
     #[error("event {seq}: a creation after the first event")]
     CreationAfterStart { seq: u64 },
     #[error("event {seq}: belongs to delivery {found}, not {expected}")]
-    WrongDelivery { seq: u64, expected: DeliveryId, found: DeliveryId },
+    WrongDelivery {
+        seq: u64,
+        expected: DeliveryId,
+        found: DeliveryId,
+    },
     #[error("event seq {found} where {expected} was due: the history has a gap or a repeat")]
     OutOfSequence { expected: u64, found: u64 },
-    #[error("event {seq}: recorded {recorded_from:?} -> {recorded_to}, but replay is at {actual_from} -> {actual_to}")]
+    #[error(
+        "event {seq}: recorded {recorded_from:?} -> {recorded_to}, but replay is at {actual_from} -> {actual_to}"
+    )]
     StateMismatch {
         seq: u64,
         recorded_from: Option<DeliveryState>,
@@ -57,12 +87,20 @@ pub enum CorruptRecord {
     },
     #[error("event {seq}: {source}")]
     IllegalTransition { seq: u64, source: TransitionError },
-    #[error("event {seq}: made under graph {found}, which this build (graph {GRAPH_VERSION}) cannot replay")]
+    #[error(
+        "event {seq}: made under graph {found}, which this build (graph {GRAPH_VERSION}) cannot replay"
+    )]
     IncompatibleGraph { seq: u64, found: GraphVersion },
     #[error("state {state} requires `{field}`, which is missing")]
-    MissingField { state: DeliveryState, field: &'static str },
+    MissingField {
+        state: DeliveryState,
+        field: &'static str,
+    },
     #[error("state {state} has no `{field}`, yet it is set")]
-    UnexpectedField { state: DeliveryState, field: &'static str },
+    UnexpectedField {
+        state: DeliveryState,
+        field: &'static str,
+    },
 }
 
 /// An order as a flat record, e.g. a database row: every state's fields, set where the
@@ -79,31 +117,38 @@ pub struct DeliverySnapshot {
 
 impl AnyDeliveryOrder {
     /// Applies `command` on behalf of `meta.actor`: the new order and the event it recorded,
-    /// or why not. `self` is left as it was either way.
+    /// or why not together with the order, unchanged.
     pub fn apply(
-        &self,
+        self,
         command: Command,
         meta: EventMeta,
-    ) -> Result<(AnyDeliveryOrder, DeliveryEvent), TransitionError> {
+    ) -> Result<(AnyDeliveryOrder, DeliveryEvent), Rejected> {
         let transition = command.transition();
         if !transition.roles().contains(&meta.actor.role) {
-            return Err(TransitionError::RoleNotAllowed {
+            let error = TransitionError::RoleNotAllowed {
                 role: meta.actor.role,
                 transition,
                 allowed_roles: transition.roles(),
+            };
+            return Err(Rejected {
+                order: Box::new(self),
+                error,
             });
         }
-        // Cheap: the details are shared and the state data holds shared text.
-        self.clone().dispatch(command, meta)
+        self.dispatch(command, meta)
     }
 
     /// Rebuilds an order from its history, checking every event against the graph.
-    pub fn from_events(events: impl IntoIterator<Item = DeliveryEvent>) -> Result<Self, CorruptRecord> {
+    pub fn from_events(
+        events: impl IntoIterator<Item = DeliveryEvent>,
+    ) -> Result<Self, CorruptRecord> {
         let mut events = events.into_iter();
         let first = events.next().ok_or(CorruptRecord::NoEvents)?;
         check_graph_version(&first)?;
         let details = match first.change {
-            Change::Create(details) if first.seq == 1 && first.to == DeliveryState::Created => details,
+            Change::Create(details) if first.seq == 1 && first.to == DeliveryState::Created => {
+                details
+            }
             _ => return Err(CorruptRecord::NotACreation { seq: first.seq }),
         };
         let id = first.delivery_id;
@@ -145,7 +190,11 @@ impl AnyDeliveryOrder {
 
 /// Applies one stored event to `order`, checking that it is the next one and that the graph
 /// takes it where it says it went.
-fn replay(order: AnyDeliveryOrder, event: DeliveryEvent, id: DeliveryId) -> Result<AnyDeliveryOrder, CorruptRecord> {
+fn replay(
+    order: AnyDeliveryOrder,
+    event: DeliveryEvent,
+    id: DeliveryId,
+) -> Result<AnyDeliveryOrder, CorruptRecord> {
     let seq = event.seq;
     if event.delivery_id != id {
         return Err(CorruptRecord::WrongDelivery {
@@ -169,9 +218,13 @@ fn replay(order: AnyDeliveryOrder, event: DeliveryEvent, id: DeliveryId) -> Resu
         actor: event.actor,
         occurred_at: event.occurred_at,
     };
-    let (next, _) = order
-        .dispatch(command, meta)
-        .map_err(|source| CorruptRecord::IllegalTransition { seq, source })?;
+    let (next, _) =
+        order
+            .dispatch(command, meta)
+            .map_err(|rejected| CorruptRecord::IllegalTransition {
+                seq,
+                source: rejected.error,
+            })?;
     if event.from != Some(actual_from) || event.to != next.state() {
         return Err(CorruptRecord::StateMismatch {
             seq,
@@ -201,5 +254,9 @@ fn names<T: fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
         return "none".into();
     }
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

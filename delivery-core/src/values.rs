@@ -280,7 +280,9 @@ pub struct NothingToDeliver;
 
 impl PhysicalLines {
     /// Keeps the physical lines of an ordering; `None` when there are none.
-    pub fn from_ordering(lines: impl IntoIterator<Item = OrderLine>) -> Result<Self, NothingToDeliver> {
+    pub fn from_ordering(
+        lines: impl IntoIterator<Item = OrderLine>,
+    ) -> Result<Self, NothingToDeliver> {
         let physical: Vec<_> = lines
             .into_iter()
             .filter(|line| line.format == Format::Physical)
@@ -301,9 +303,13 @@ impl TryFrom<Vec<OrderLine>> for PhysicalLines {
     type Error = InvalidValue;
     fn try_from(lines: Vec<OrderLine>) -> Result<Self, InvalidValue> {
         if lines.iter().any(|line| line.format != Format::Physical) {
-            return Err(InvalidValue::new("physical lines", "an e-book is never delivered"));
+            return Err(InvalidValue::new(
+                "physical lines",
+                "an e-book is never delivered",
+            ));
         }
-        Self::from_ordering(lines).map_err(|err| InvalidValue::new("physical lines", err.to_string()))
+        Self::from_ordering(lines)
+            .map_err(|err| InvalidValue::new("physical lines", err.to_string()))
     }
 }
 
@@ -331,8 +337,11 @@ impl fmt::Display for GraphVersion {
 impl FromStr for GraphVersion {
     type Err = InvalidValue;
     fn from_str(raw: &str) -> Result<Self, InvalidValue> {
-        let invalid = || InvalidValue::new("graph version", format!("{raw:?} is not MAJOR.MINOR.PATCH"));
-        let mut parts = raw.split('.').map(|part| part.parse::<u16>().map_err(|_| invalid()));
+        let invalid =
+            || InvalidValue::new("graph version", format!("{raw:?} is not MAJOR.MINOR.PATCH"));
+        let mut parts = raw
+            .split('.')
+            .map(|part| part.parse::<u16>().map_err(|_| invalid()));
         let version = GraphVersion {
             major: parts.next().ok_or_else(invalid)??,
             minor: parts.next().ok_or_else(invalid)??,

@@ -7,7 +7,11 @@ use delivery_core::*;
 
 /// A delivered order and its history.
 fn delivered() -> (AnyDeliveryOrder, Vec<DeliveryEvent>) {
-    let (order, created) = DeliveryOrder::create(support::id(), support::details(), support::meta(Role::System));
+    let (order, created) = DeliveryOrder::create(
+        support::id(),
+        support::details(),
+        support::meta(Role::System),
+    );
     let (order, picked_up) = order.pick_up(
         PickUp {
             partner_order_number: "PN-7".parse().unwrap(),
@@ -29,35 +33,64 @@ fn history_rebuilds_the_order() {
     assert_eq!(AnyDeliveryOrder::from_events(events).unwrap(), order);
 }
 
+/// Whether an error is the one a case expects.
+type IsExpected = fn(&CorruptRecord) -> bool;
+
 #[test]
 fn corrupt_histories_are_refused_with_the_reason() {
     let (_, events) = delivered();
-    let cases: Vec<(&str, Vec<DeliveryEvent>, fn(&CorruptRecord) -> bool)> = vec![
+    let cases: Vec<(&str, Vec<DeliveryEvent>, IsExpected)> = vec![
         ("empty", vec![], |e| matches!(e, CorruptRecord::NoEvents)),
         ("no creation", events[1..].to_vec(), |e| {
             matches!(e, CorruptRecord::NotACreation { seq: 2 })
         }),
         ("gap", vec![events[0].clone(), events[2].clone()], |e| {
-            matches!(e, CorruptRecord::OutOfSequence { expected: 2, found: 3 })
+            matches!(
+                e,
+                CorruptRecord::OutOfSequence {
+                    expected: 2,
+                    found: 3
+                }
+            )
         }),
-        ("repeat", vec![events[0].clone(), events[1].clone(), events[1].clone()], |e| {
-            matches!(e, CorruptRecord::OutOfSequence { expected: 3, found: 2 })
-        }),
-        ("creation again", vec![events[0].clone(), renumbered(&events[0], 2)], |e| {
-            matches!(e, CorruptRecord::CreationAfterStart { seq: 2 })
-        }),
-        ("other delivery", vec![events[0].clone(), other_delivery(&events[1])], |e| {
-            matches!(e, CorruptRecord::WrongDelivery { seq: 2, .. })
-        }),
-        ("illegal step", vec![events[0].clone(), renumbered(&events[2], 2)], |e| {
-            matches!(e, CorruptRecord::IllegalTransition { seq: 2, .. })
-        }),
-        ("recorded states disagree", vec![events[0].clone(), wrong_target(&events[1])], |e| {
-            matches!(e, CorruptRecord::StateMismatch { seq: 2, .. })
-        }),
-        ("another major graph version", vec![next_major(&events[0])], |e| {
-            matches!(e, CorruptRecord::IncompatibleGraph { seq: 1, .. })
-        }),
+        (
+            "repeat",
+            vec![events[0].clone(), events[1].clone(), events[1].clone()],
+            |e| {
+                matches!(
+                    e,
+                    CorruptRecord::OutOfSequence {
+                        expected: 3,
+                        found: 2
+                    }
+                )
+            },
+        ),
+        (
+            "creation again",
+            vec![events[0].clone(), renumbered(&events[0], 2)],
+            |e| matches!(e, CorruptRecord::CreationAfterStart { seq: 2 }),
+        ),
+        (
+            "other delivery",
+            vec![events[0].clone(), other_delivery(&events[1])],
+            |e| matches!(e, CorruptRecord::WrongDelivery { seq: 2, .. }),
+        ),
+        (
+            "illegal step",
+            vec![events[0].clone(), renumbered(&events[2], 2)],
+            |e| matches!(e, CorruptRecord::IllegalTransition { seq: 2, .. }),
+        ),
+        (
+            "recorded states disagree",
+            vec![events[0].clone(), wrong_target(&events[1])],
+            |e| matches!(e, CorruptRecord::StateMismatch { seq: 2, .. }),
+        ),
+        (
+            "another major graph version",
+            vec![next_major(&events[0])],
+            |e| matches!(e, CorruptRecord::IncompatibleGraph { seq: 1, .. }),
+        ),
     ];
     for (name, events, expected) in cases {
         let error = AnyDeliveryOrder::from_events(events).expect_err(name);
@@ -67,7 +100,10 @@ fn corrupt_histories_are_refused_with_the_reason() {
 }
 
 fn renumbered(event: &DeliveryEvent, seq: u64) -> DeliveryEvent {
-    DeliveryEvent { seq, ..event.clone() }
+    DeliveryEvent {
+        seq,
+        ..event.clone()
+    }
 }
 
 fn other_delivery(event: &DeliveryEvent) -> DeliveryEvent {
@@ -133,7 +169,11 @@ fn snapshots_whose_fields_do_not_fit_the_state_are_refused() {
 
 #[test]
 fn a_failed_delivery_keeps_its_reason_and_a_redelivery_replaces_it() {
-    let (order, _) = DeliveryOrder::create(support::id(), support::details(), support::meta(Role::System));
+    let (order, _) = DeliveryOrder::create(
+        support::id(),
+        support::details(),
+        support::meta(Role::System),
+    );
     let (order, _) = order.fail(
         Fail {
             reason: FailureReason::AddressInvalid,
@@ -154,15 +194,24 @@ fn a_failed_delivery_keeps_its_reason_and_a_redelivery_replaces_it() {
     assert_eq!(resolved.reason(), FailureReason::AddressInvalid);
 
     let new_id = DeliveryId(uuid::Uuid::from_u128(2));
-    let (replacement, created) = resolved.redelivery(new_id, support::meta(Role::Operator)).unwrap();
+    let (replacement, created) = resolved
+        .redelivery(new_id, support::meta(Role::Operator))
+        .unwrap();
     assert_eq!(replacement.details().replaces, Some(support::id()));
-    assert_eq!(replacement.details().ordering_id, resolved.details().ordering_id);
+    assert_eq!(
+        replacement.details().ordering_id,
+        resolved.details().ordering_id
+    );
     assert_eq!((created.delivery_id, created.seq), (new_id, 1));
 }
 
 #[test]
 fn only_a_redeliver_resolution_makes_a_replacement() {
-    let (order, _) = DeliveryOrder::create(support::id(), support::details(), support::meta(Role::System));
+    let (order, _) = DeliveryOrder::create(
+        support::id(),
+        support::details(),
+        support::meta(Role::System),
+    );
     let (order, _) = order.fail(
         Fail {
             reason: FailureReason::PackageLost,
@@ -178,7 +227,14 @@ fn only_a_redeliver_resolution_makes_a_replacement() {
         },
         support::meta(Role::Operator),
     );
-    assert!(resolved.redelivery(DeliveryId(uuid::Uuid::from_u128(3)), support::meta(Role::Operator)).is_none());
+    assert!(
+        resolved
+            .redelivery(
+                DeliveryId(uuid::Uuid::from_u128(3)),
+                support::meta(Role::Operator)
+            )
+            .is_none()
+    );
 }
 
 #[test]
@@ -195,6 +251,9 @@ fn a_dispute_narrows_to_a_failure_reason() {
         support::meta(Role::Customer),
     );
     assert_eq!(failed.reason(), FailureReason::NotReceived);
-    assert_eq!(failed.partner_order_number().map(|n| n.as_str()), Some("PN-7"));
+    assert_eq!(
+        failed.partner_order_number().map(|n| n.as_str()),
+        Some("PN-7")
+    );
     assert_eq!(event.seq, events.len() as u64 + 1);
 }

@@ -36,9 +36,13 @@ fn only_physical_lines_are_delivered() {
         format,
         quantity: 2.try_into().unwrap(),
     };
-    let lines = PhysicalLines::from_ordering([line(Format::Ebook), line(Format::Physical)]).unwrap();
+    let lines =
+        PhysicalLines::from_ordering([line(Format::Ebook), line(Format::Physical)]).unwrap();
     assert_eq!(lines.as_slice().len(), 1);
-    assert_eq!(PhysicalLines::from_ordering([line(Format::Ebook)]), Err(NothingToDeliver));
+    assert_eq!(
+        PhysicalLines::from_ordering([line(Format::Ebook)]),
+        Err(NothingToDeliver)
+    );
     assert!(serde_json::from_value::<PhysicalLines>(serde_json::json!([])).is_err());
     assert!(Quantity::try_from(0).is_err());
 }
@@ -48,10 +52,19 @@ fn enums_parse_their_graph_names() {
     for reason in FailureReason::ALL {
         assert_eq!(reason.name().parse::<FailureReason>().unwrap(), reason);
     }
-    assert_eq!("SLA_EXCEEDED".parse::<FailureReason>().unwrap(), FailureReason::SlaExceeded);
+    assert_eq!(
+        "SLA_EXCEEDED".parse::<FailureReason>().unwrap(),
+        FailureReason::SlaExceeded
+    );
     assert!("sla_exceeded".parse::<FailureReason>().is_err());
-    assert_eq!(FailureReason::from(DisputeReason::PackageDamaged), FailureReason::PackageDamaged);
-    assert_eq!("1.2.3".parse::<GraphVersion>().unwrap().to_string(), "1.2.3");
+    assert_eq!(
+        FailureReason::from(DisputeReason::PackageDamaged),
+        FailureReason::PackageDamaged
+    );
+    assert_eq!(
+        "1.2.3".parse::<GraphVersion>().unwrap().to_string(),
+        "1.2.3"
+    );
     for invalid in ["1.2", "1.2.3.4", "a.b.c", ""] {
         assert!(invalid.parse::<GraphVersion>().is_err(), "{invalid}");
     }

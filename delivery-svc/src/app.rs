@@ -1,1 +1,179 @@
-//! (being written)
+//! Wiring: from a [`Config`] to a running service.
+//!
+//! [`App::new`] sets up the token keys, connects, migrates and builds the domain layer
+//! ([`open_deliveries`]);
+//! [`App::endpoint`] is the whole HTTP surface, for a server or, in tests, for
+//! `poem::test::TestClient`; [`App::serve`] listens until Ctrl-C or SIGTERM and then lets
+//! requests in flight finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use poem::listener::TcpListener;
+use poem::{Endpoint, Response, Server};
+use sea_orm::DbErr;
+use tracing_subscriber::EnvFilter;
+
+use crate::auth::{DEVELOPMENT_TOKEN_TTL, KeyMode, KeySetupError, TokenAuthority, role_name};
+use crate::commands::Deliveries;
+use crate::config::{Config, LogConfig, LogFormat};
+use crate::{db, http};
+
+/// How long requests in flight may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Keys(#[from] KeySetupError),
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error(
+        "development mode (no JWT_SECRET or JWT_PUBLIC_KEY_FILE) listens on a loopback address only, not {0}: \
+         configure a key to listen elsewhere"
+    )]
+    DevelopmentModeNotLoopback(std::net::SocketAddr),
+    #[error("server: {0}")]
+    Server(#[from] std::io::Error),
+    #[error("logging: {0}")]
+    Logging(String),
+}
+
+/// The service, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    deliveries: Deliveries,
+    authority: Arc<TokenAuthority>,
+}
+
+impl App {
+    pub async fn new(config: Config) -> Result<App, AppError> {
+        let authority = Arc::new(TokenAuthority::from_config(&config.jwt)?);
+        Ok(App {
+            deliveries: open_deliveries(&config).await?,
+            authority,
+            config,
+        })
+    }
+
+    pub fn deliveries(&self) -> &Deliveries {
+        &self.deliveries
+    }
+
+    pub fn authority(&self) -> &TokenAuthority {
+        &self.authority
+    }
+
+    /// The whole HTTP surface.
+    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        http::endpoint(
+            self.deliveries.clone(),
+            self.authority.clone(),
+            &self.config.limits,
+        )
+    }
+
+    /// Listens on the configured address until Ctrl-C or SIGTERM.
+    pub async fn serve(self) -> Result<(), AppError> {
+        let bind = self.config.bind;
+        if self.authority.mode() == KeyMode::Development && !bind.ip().is_loopback() {
+            return Err(AppError::DevelopmentModeNotLoopback(bind));
+        }
+        let endpoint = self.endpoint();
+        let listener = TcpListener::bind(bind);
+        self.announce();
+        Server::new(listener)
+            .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(SHUTDOWN_GRACE))
+            .await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Tells the person at the terminal where to look and, in development mode, how to get in.
+    fn announce(&self) {
+        let bind = self.config.bind;
+        tracing::info!(%bind, "listening");
+        println!("Delivery service on http://{bind}: Swagger UI at http://{bind}/docs");
+        if self.authority.mode() != KeyMode::Development {
+            return;
+        }
+        tracing::warn!(
+            "development mode: no JWT key configured, tokens are signed with an ephemeral secret"
+        );
+        println!();
+        println!(
+            "WARNING: DEVELOPMENT MODE. No JWT_SECRET or JWT_PUBLIC_KEY_FILE is set: tokens are signed"
+        );
+        println!("with a random secret that dies with this process. Do not expose this service.");
+        println!(
+            "Tokens (valid {} hours), use as `Authorization: Bearer <token>`:",
+            DEVELOPMENT_TOKEN_TTL.num_hours()
+        );
+        for (role, token) in self
+            .authority
+            .development_tokens(&self.config.default_partner, Utc::now())
+        {
+            println!("  {:<8} {token}", role_name(role));
+        }
+        println!();
+    }
+}
+
+/// Connects to the configured database, migrates it, and builds the domain layer on it.
+pub async fn open_deliveries(config: &Config) -> Result<Deliveries, AppError> {
+    let connection = db::connect(&config.database_url).await?;
+    db::migrate(&connection).await?;
+    Ok(Deliveries::new(connection, config.default_partner.clone()))
+}
+
+/// Runs the service with `config`.
+pub async fn serve(config: Config) -> Result<(), AppError> {
+    App::new(config).await?.serve().await
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Installs the global log subscriber: to stderr (stdout is for what a command prints), as
+/// text or JSON, filtered by `RUST_LOG`.
+pub fn init_tracing(log: &LogConfig) -> Result<(), AppError> {
+    let filter =
+        EnvFilter::try_new(&log.log_filter).map_err(|err| AppError::Logging(err.to_string()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match log.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|err| AppError::Logging(err.to_string()))
+}

@@ -1,1 +1,587 @@
-//! (being written)
+//! The write side: every change to a delivery order runs in one database transaction that
+//! writes the order, its event, the outbox message, the read models and (when the request
+//! has an `Idempotency-Key`) the stored outcome — all of them or none.
+//!
+//! Concurrency is optimistic: a transition reads the order, applies the command through
+//! delivery-core and saves with `UPDATE … WHERE version = <read>`. Whoever commits first
+//! wins; the other gets [`ServiceError::Conflict`], its transaction rolled back, and may
+//! retry, which then meets the new state. On PostgreSQL writers lock only the rows they
+//! write. SQLite has one writer at a time: write transactions take its lock as they begin
+//! (`db::begin_write`) and queue for it rather than fail; one that still cannot
+//! get it within the busy timeout is the same retryable conflict, as is a PostgreSQL
+//! serialization failure or deadlock.
+
+use chrono::{DateTime, Utc};
+use delivery_core::{
+    Actor, ActorId, AnyDeliveryOrder, Command, Created, DeliveryDetails, DeliveryEvent, DeliveryId,
+    DeliveryOrder, DeliverySnapshot, DeliveryState, EventMeta, GraphVersion, OrderingId,
+    PhysicalLines, Role,
+};
+use sea_orm::prelude::Expr;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction,
+    DbErr, EntityTrait, IntoActiveModel, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait,
+    QueryFilter, SqlErr,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::{begin_write, is_contention};
+use crate::domain::{
+    IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
+    TransitionOutcome,
+};
+use crate::entity::{
+    StateColumns, corrupt, delivery_event, delivery_order, from_db_seq, from_json, idempotency_key,
+    inbox, ordering, outbox, to_db_seq, to_json,
+};
+use crate::projection::{StoredEvent, project};
+use crate::queries::Scope;
+
+/// The only event type [`Deliveries::ingest_payment`] takes.
+const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+/// The inbox consumer that records handled payment events.
+const PAYMENT_CONSUMER: &str = "payment.succeeded";
+
+/// The delivery service's domain operations on one database: the write side here, the
+/// read side in [`crate::queries`], the read models' rebuild in [`crate::projection`].
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    db: DatabaseConnection,
+    /// The partner every new delivery order is assigned to.
+    default_partner: String,
+}
+
+impl Deliveries {
+    pub fn new(db: DatabaseConnection, default_partner: impl Into<String>) -> Self {
+        Deliveries {
+            db,
+            default_partner: default_partner.into(),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Handles the payment service's `payment.succeeded`: a delivery order in CREATED for
+    /// the ordering's physical lines, assigned to the default partner, created by the
+    /// system on behalf of the reporting service.
+    ///
+    /// Each `event_id` is handled once: the inbox row that records it is written in the
+    /// same transaction, so a redelivered event answers [`PaymentOutcome::AlreadyHandled`]
+    /// and changes nothing. An ordering with only e-books is recorded too, and gets no
+    /// delivery order.
+    pub async fn ingest_payment(
+        &self,
+        payment: PaymentSucceeded,
+        ctx: &RequestContext,
+    ) -> Result<PaymentOutcome, ServiceError> {
+        if payment.kind != PAYMENT_SUCCEEDED {
+            return Err(ServiceError::Invalid(format!(
+                "event type {:?} is not {PAYMENT_SUCCEEDED:?}",
+                payment.kind
+            )));
+        }
+        if ctx.principal.role != PrincipalRole::Service {
+            return Err(ServiceError::Forbidden(
+                "only a service principal reports payments".into(),
+            ));
+        }
+        self.write_once(ctx, async |txn| {
+            self.handle_payment(txn, payment, ctx).await
+        })
+        .await
+    }
+
+    async fn handle_payment(
+        &self,
+        txn: &DatabaseTransaction,
+        payment: PaymentSucceeded,
+        ctx: &RequestContext,
+    ) -> Result<PaymentOutcome, ServiceError> {
+        let message_id = payment.event_id.to_string();
+        if let Some(first) = claim_message(txn, PAYMENT_CONSUMER, &message_id, ctx.now).await? {
+            return Ok(PaymentOutcome::AlreadyHandled {
+                delivery_id: delivery_created_by(first)?,
+            });
+        }
+        let outcome = match PhysicalLines::from_ordering(payment.lines) {
+            Err(_nothing_to_deliver) => PaymentOutcome::NothingToDeliver,
+            Ok(lines) => {
+                let details = DeliveryDetails {
+                    ordering_id: payment.ordering_id,
+                    customer_id: payment.customer_id,
+                    payment_id: payment.payment_id,
+                    shipping_address: payment.shipping_address,
+                    lines,
+                    replaces: None,
+                };
+                remember_ordering(txn, &details, ctx.now).await?;
+                let meta = event_meta(Role::System, ctx)?;
+                let (order, creation) = DeliveryOrder::create(new_delivery_id(), details, meta);
+                let delivery_id = order.id();
+                self.open_delivery(txn, order, creation, ctx).await?;
+                PaymentOutcome::Created { delivery_id }
+            }
+        };
+        record_message_result(txn, PAYMENT_CONSUMER, &message_id, &outcome).await?;
+        Ok(outcome)
+    }
+
+    /// Applies `command` to delivery `id` on behalf of the caller.
+    ///
+    /// A caller sees only what it may act on: a customer its own deliveries, a partner
+    /// those assigned to it, operators and admins (acting as operators) all of them; any
+    /// other delivery is [`ServiceError::NotFound`], so that its existence does not leak.
+    /// Service principals may not make transitions at all. The graph then checks the
+    /// role and the transition. A REDELIVER resolution creates the replacement delivery
+    /// order in the same transaction.
+    pub async fn transition(
+        &self,
+        id: DeliveryId,
+        command: Command,
+        ctx: &RequestContext,
+    ) -> Result<TransitionOutcome, ServiceError> {
+        let role = graph_role(ctx.principal.role).ok_or_else(|| {
+            ServiceError::Forbidden("service principals may not change a delivery".into())
+        })?;
+        // Read outside the write transaction (no lock held meanwhile); the save checks that
+        // the version is still the one read. Customer and partner never change, so the
+        // check of who may act holds for the row as saved.
+        let scope = Scope::of(&ctx.principal);
+        let row = delivery_order::Entity::find_by_id(id.0)
+            .one(&self.db)
+            .await?
+            .filter(|row| scope.includes(&row.customer_id, row.partner_id.as_deref()))
+            .ok_or(ServiceError::NotFound(id))?;
+        let expected = from_db_seq("version", row.version)?;
+        self.write_once(ctx, async |txn| {
+            self.apply_command(txn, row, command, role, ctx).await
+        })
+        .await
+        .map_err(|err| contention_as_conflict(err, id, expected))
+    }
+
+    async fn apply_command(
+        &self,
+        txn: &DatabaseTransaction,
+        row: delivery_order::Model,
+        command: Command,
+        role: Role,
+        ctx: &RequestContext,
+    ) -> Result<TransitionOutcome, ServiceError> {
+        let id = DeliveryId(row.id);
+        let order = AnyDeliveryOrder::from_snapshot(row.snapshot()?)
+            .map_err(|err| corrupt(format!("delivery_order {id}: {err}")))?;
+        let from = order.state();
+        let loaded_version = order.version();
+        let ordering_id = order.details().ordering_id.clone();
+        let meta = event_meta(role, ctx)?;
+        let (order, event) = order
+            .apply(command, meta.clone())
+            .map_err(|rejected| rejected.error)?;
+        save_transition(txn, &order, &event, loaded_version).await?;
+        let stored = StoredEvent {
+            event,
+            partner_id: None,
+            request_id: Some(ctx.request_id.clone()),
+        };
+        append_event(txn, &stored, &ordering_id).await?;
+        let replacement_delivery_id = self.open_redelivery(txn, &order, meta, ctx).await?;
+        Ok(TransitionOutcome {
+            delivery_id: id,
+            from,
+            to: order.state(),
+            version: order.version(),
+            replacement_delivery_id,
+        })
+    }
+
+    /// Runs `work` in one write transaction and commits it, at most once per
+    /// `Idempotency-Key` of the caller.
+    ///
+    /// The key is claimed before the work, in the same transaction (an insert that, when a
+    /// concurrent request holds the same key, waits for it to finish). A key used before
+    /// with the same fingerprint returns the stored outcome and writes nothing; with
+    /// another fingerprint it is [`ServiceError::IdempotencyKeyReused`].
+    ///
+    /// Only successful outcomes are stored. A failed request rolls its transaction back,
+    /// the claim with it, so the client may retry it with the same key: a conflict or a
+    /// refusal describes the delivery at that moment, not the request, and replaying it
+    /// forever would turn a "retry" answer into a permanent one.
+    async fn write_once<T, W>(&self, ctx: &RequestContext, work: W) -> Result<T, ServiceError>
+    where
+        T: Serialize + DeserializeOwned,
+        W: AsyncFnOnce(&DatabaseTransaction) -> Result<T, ServiceError>,
+    {
+        let txn = begin_write(&self.db).await?;
+        let outcome = match &ctx.idempotency {
+            None => work(&txn).await?,
+            Some(key) => {
+                let subject = &ctx.principal.subject;
+                if let Some(earlier) = claim_key(&txn, subject, key, ctx.now).await? {
+                    return replay(earlier, key);
+                }
+                let outcome = work(&txn).await?;
+                store_response(&txn, subject, key, &outcome).await?;
+                outcome
+            }
+        };
+        txn.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The replacement delivery order a REDELIVER resolution calls for, if `order` is one.
+    async fn open_redelivery(
+        &self,
+        txn: &DatabaseTransaction,
+        order: &AnyDeliveryOrder,
+        meta: EventMeta,
+        ctx: &RequestContext,
+    ) -> Result<Option<DeliveryId>, DbErr> {
+        let AnyDeliveryOrder::Resolved(resolved) = order else {
+            return Ok(None);
+        };
+        let Some((replacement, creation)) = resolved.redelivery(new_delivery_id(), meta) else {
+            return Ok(None);
+        };
+        let replacement_id = replacement.id();
+        self.open_delivery(txn, replacement, creation, ctx).await?;
+        Ok(Some(replacement_id))
+    }
+
+    /// Stores a new delivery order, assigned to the default partner, with its creation event.
+    async fn open_delivery(
+        &self,
+        txn: &DatabaseTransaction,
+        order: DeliveryOrder<Created>,
+        creation: DeliveryEvent,
+        ctx: &RequestContext,
+    ) -> Result<(), DbErr> {
+        let snapshot = AnyDeliveryOrder::from(order).snapshot();
+        let details = &snapshot.details;
+        let shipment = delivery_order::Shipment {
+            shipping_address: details.shipping_address.clone(),
+            lines: details.lines.clone(),
+        };
+        let mut row = changed_columns(&snapshot, &creation)?;
+        row.id = Set(snapshot.id.0);
+        row.ordering_id = Set(details.ordering_id.to_string());
+        row.customer_id = Set(details.customer_id.to_string());
+        row.payment_id = Set(details.payment_id.to_string());
+        row.partner_id = Set(Some(self.default_partner.clone()));
+        row.replaces_delivery_id = Set(details.replaces.map(|replaced| replaced.0));
+        row.details = Set(to_json(&shipment)?);
+        row.created_at = Set(creation.occurred_at);
+        delivery_order::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await?;
+        let stored = StoredEvent {
+            event: creation,
+            partner_id: Some(self.default_partner.clone()),
+            request_id: Some(ctx.request_id.clone()),
+        };
+        append_event(txn, &stored, &details.ordering_id).await
+    }
+}
+
+/// The columns of `delivery_order` an event changes: the state, its data, the version.
+fn changed_columns(
+    order: &DeliverySnapshot,
+    event: &DeliveryEvent,
+) -> Result<delivery_order::ActiveModel, DbErr> {
+    let mut row = delivery_order::ActiveModel {
+        state: Set(order.state.name().to_owned()),
+        version: Set(to_db_seq(order.version)?),
+        graph_version: Set(event.graph_version.to_string()),
+        updated_at: Set(event.occurred_at),
+        ..Default::default()
+    };
+    row.set_state_columns(StateColumns::from(&order.fields));
+    Ok(row)
+}
+
+/// Saves the order a transition produced, if nobody changed it since `loaded_version`.
+async fn save_transition(
+    txn: &DatabaseTransaction,
+    order: &AnyDeliveryOrder,
+    event: &DeliveryEvent,
+    loaded_version: u64,
+) -> Result<(), ServiceError> {
+    let id = order.id();
+    let saved = delivery_order::Entity::update_many()
+        .set(changed_columns(&order.snapshot(), event)?)
+        .filter(delivery_order::Column::Id.eq(id.0))
+        .filter(delivery_order::Column::Version.eq(to_db_seq(loaded_version)?))
+        .exec(txn)
+        .await
+        .map_err(|err| match err.sql_err() {
+            // The only unique key an update can break: (partner_id, partner_order_number).
+            Some(SqlErr::UniqueConstraintViolation(_)) => ServiceError::Invalid(
+                "the partner order number is already used for another delivery of this partner"
+                    .into(),
+            ),
+            _ => err.into(),
+        })?;
+    if saved.rows_affected == 0 {
+        return Err(ServiceError::Conflict {
+            id,
+            expected: loaded_version,
+        });
+    }
+    Ok(())
+}
+
+/// Records an event: appends it to the event store, queues its message in the outbox and
+/// projects it into the read models. The one way every event (creation, transition,
+/// redelivery) is written.
+async fn append_event(
+    txn: &DatabaseTransaction,
+    stored: &StoredEvent,
+    ordering_id: &OrderingId,
+) -> Result<(), DbErr> {
+    delivery_event::Entity::insert(stored.to_row()?)
+        .exec_without_returning(txn)
+        .await?;
+    outbox::Entity::insert(outbox_row(stored, ordering_id)?)
+        .exec_without_returning(txn)
+        .await?;
+    project(txn, stored).await
+}
+
+/// The message announcing an event on the `delivery.events` exchange (DOMAIN.md).
+#[derive(Debug, Serialize)]
+struct DeliveryMessage<'a> {
+    event_id: Uuid,
+    delivery_id: DeliveryId,
+    ordering_id: &'a OrderingId,
+    seq: u64,
+    transition: &'static str,
+    from: Option<DeliveryState>,
+    to: DeliveryState,
+    graph_version: GraphVersion,
+    occurred_at: DateTime<Utc>,
+    payload: Value,
+}
+
+fn outbox_row(
+    stored: &StoredEvent,
+    ordering_id: &OrderingId,
+) -> Result<outbox::ActiveModel, DbErr> {
+    let event = &stored.event;
+    let message = DeliveryMessage {
+        event_id: Uuid::new_v4(),
+        delivery_id: event.delivery_id,
+        ordering_id,
+        seq: event.seq,
+        transition: event.change.name(),
+        from: event.from,
+        to: event.to,
+        graph_version: event.graph_version,
+        occurred_at: event.occurred_at,
+        payload: stored.payload()?,
+    };
+    Ok(outbox::ActiveModel {
+        event_id: Set(message.event_id),
+        delivery_id: Set(event.delivery_id.0),
+        seq: Set(to_db_seq(event.seq)?),
+        routing_key: Set(format!("delivery.{}", event.to.name().to_lowercase())),
+        payload: Set(to_json(&message)?),
+        created_at: Set(event.occurred_at),
+        published_at: Set(None),
+        ..Default::default()
+    })
+}
+
+/// Records the ordering the first time we hear of it. An ordering's customer, payment and
+/// address do not change, so a later report of the same ordering leaves the row as it is.
+async fn remember_ordering(
+    txn: &DatabaseTransaction,
+    details: &DeliveryDetails,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = ordering::ActiveModel {
+        id: Set(details.ordering_id.to_string()),
+        customer_id: Set(details.customer_id.to_string()),
+        payment_id: Set(details.payment_id.to_string()),
+        shipping_address: Set(to_json(&details.shipping_address)?),
+        created_at: Set(now),
+    };
+    ordering::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(ordering::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Claims `message_id` for `consumer` in the inbox: `None` the first time, else the row
+/// of the first handling.
+async fn claim_message(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<inbox::Model>, DbErr> {
+    let claim = inbox::ActiveModel {
+        consumer: Set(consumer.to_owned()),
+        message_id: Set(message_id.to_owned()),
+        handled_at: Set(now),
+        result: Set(None),
+    };
+    insert_or_find(txn, claim, (consumer.to_owned(), message_id.to_owned())).await
+}
+
+/// Records what handling the message did.
+async fn record_message_result(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    message_id: &str,
+    result: &impl Serialize,
+) -> Result<(), DbErr> {
+    inbox::Entity::update_many()
+        .col_expr(inbox::Column::Result, Expr::value(to_json(result)?))
+        .filter(inbox::Column::Consumer.eq(consumer))
+        .filter(inbox::Column::MessageId.eq(message_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The delivery order the first handling of a payment event created, if any.
+fn delivery_created_by(first: inbox::Model) -> Result<Option<DeliveryId>, DbErr> {
+    let result = first.result.ok_or_else(|| {
+        corrupt(format!(
+            "inbox {}: handled without a result",
+            first.message_id
+        ))
+    })?;
+    Ok(match from_json("inbox.result", result)? {
+        PaymentOutcome::Created { delivery_id } => Some(delivery_id),
+        PaymentOutcome::NothingToDeliver | PaymentOutcome::AlreadyHandled { .. } => None,
+    })
+}
+
+/// Claims the caller's `key`: `None` when it is new, else the earlier request's row.
+async fn claim_key(
+    txn: &DatabaseTransaction,
+    subject: &str,
+    key: &IdempotencyKey,
+    now: DateTime<Utc>,
+) -> Result<Option<idempotency_key::Model>, DbErr> {
+    let claim = idempotency_key::ActiveModel {
+        subject: Set(subject.to_owned()),
+        key: Set(key.key.clone()),
+        fingerprint: Set(key.fingerprint.clone()),
+        response: Set(None),
+        created_at: Set(now),
+    };
+    insert_or_find(txn, claim, (subject.to_owned(), key.key.clone())).await
+}
+
+/// Inserts `row` unless a row with the same primary key `key` exists: `None` when it was
+/// inserted, else the existing row. When a concurrent transaction is inserting the same
+/// key, this waits until it commits (and then finds its row) or rolls back (and then
+/// inserts).
+async fn insert_or_find<A>(
+    txn: &DatabaseTransaction,
+    row: A,
+    key: <<A::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType,
+) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
+where
+    A: ActiveModelTrait,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+    let primary_key =
+        <A::Entity as EntityTrait>::PrimaryKey::iter().map(PrimaryKeyToColumn::into_column);
+    let inserted = <A::Entity as EntityTrait>::insert(row)
+        .on_conflict(OnConflict::columns(primary_key).do_nothing().to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let existing = <A::Entity as EntityTrait>::find_by_id(key).one(txn).await?;
+    existing
+        .ok_or_else(|| DbErr::RecordNotFound("a row that conflicted on insert is gone".into()))
+        .map(Some)
+}
+
+/// Stores the outcome to replay for the caller's `key`.
+async fn store_response(
+    txn: &DatabaseTransaction,
+    subject: &str,
+    key: &IdempotencyKey,
+    outcome: &impl Serialize,
+) -> Result<(), DbErr> {
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::Response,
+            Expr::value(to_json(outcome)?),
+        )
+        .filter(idempotency_key::Column::Subject.eq(subject))
+        .filter(idempotency_key::Column::Key.eq(key.key.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The earlier request's outcome, if it was the same request.
+fn replay<T: DeserializeOwned>(
+    earlier: idempotency_key::Model,
+    key: &IdempotencyKey,
+) -> Result<T, ServiceError> {
+    if earlier.fingerprint != key.fingerprint {
+        return Err(ServiceError::IdempotencyKeyReused(key.key.clone()));
+    }
+    let response = earlier.response.ok_or_else(|| {
+        corrupt(format!(
+            "idempotency key {:?}: stored without a response",
+            key.key
+        ))
+    })?;
+    Ok(from_json("idempotency_key.response", response)?)
+}
+
+/// The graph role a principal acts in; `None` for service principals, which may not
+/// change a delivery.
+fn graph_role(role: PrincipalRole) -> Option<Role> {
+    match role {
+        PrincipalRole::Customer => Some(Role::Customer),
+        PrincipalRole::Partner => Some(Role::Partner),
+        PrincipalRole::Operator | PrincipalRole::Admin => Some(Role::Operator),
+        PrincipalRole::Service => None,
+    }
+}
+
+/// The caller, in `role`, now.
+fn event_meta(role: Role, ctx: &RequestContext) -> Result<EventMeta, ServiceError> {
+    let id = ActorId::parse(&ctx.principal.subject)
+        .map_err(|err| ServiceError::Invalid(format!("the caller's subject: {err}")))?;
+    Ok(EventMeta {
+        actor: Actor { role, id },
+        occurred_at: ctx.now,
+    })
+}
+
+fn new_delivery_id() -> DeliveryId {
+    DeliveryId(Uuid::new_v4())
+}
+
+/// A statement refused because a concurrent transaction got to delivery `id` first is the
+/// same conflict as a stale version.
+fn contention_as_conflict(err: ServiceError, id: DeliveryId, expected: u64) -> ServiceError {
+    match err {
+        ServiceError::Database(db_err) if is_contention(&db_err) => {
+            ServiceError::Conflict { id, expected }
+        }
+        other => other,
+    }
+}

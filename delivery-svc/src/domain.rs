@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use delivery_core::{
-    CustomerId, DeliveryId, DeliveryState, FailureReason, OrderLine, OrderingId, PaymentId, Resolution,
-    ShippingAddress, TransitionError,
+    CustomerId, DeliveryId, DeliveryState, FailureReason, OrderLine, OrderingId, PaymentId,
+    Resolution, ShippingAddress, TransitionError,
 };
 use serde::{Deserialize, Serialize};
 

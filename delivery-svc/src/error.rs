@@ -1,1 +1,410 @@
-//! (being written)
+//! Every error the API gives, as RFC 9457 `application/problem+json`.
+//!
+//! Handlers and middleware return [`ApiError`]; poem's own errors (unknown route, wrong
+//! method, unparsable path or query parameter, missing token) are classified into one by
+//! [`ApiError::from_poem`]. The request-context middleware renders whichever it gets with
+//! [`ApiError::into_response`], the one problem builder, which adds the request path
+//! (`instance`) and `request_id`. [`ProblemResponse`] is both what renders a problem and what
+//! documents the problem responses in the OpenAPI operations.
+
+use std::time::Duration;
+
+use delivery_core::{DeliveryState, Transition, TransitionError};
+use poem::error::{MethodNotAllowedError, NotFoundError, ResponseError};
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::error::{AuthorizationError, ContentTypeError};
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaResponses, Registry};
+use poem_openapi::{ApiResponse, Object};
+
+use crate::auth::AuthError;
+use crate::domain::ServiceError;
+use crate::http::wire::Wire;
+
+/// An RFC 9457 problem details object.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct Problem {
+    /// Names the kind of problem; stable, so clients can branch on it.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem (the same for every occurrence).
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    /// The request path.
+    pub instance: String,
+    /// The request's id (`X-Request-Id`): quote it when reporting a problem.
+    pub request_id: String,
+    /// For an illegal transition: the delivery's current state.
+    pub current_state: Option<Wire<DeliveryState>>,
+    /// For an illegal transition: the transition that was asked for.
+    pub attempted_transition: Option<Wire<Transition>>,
+    /// For an illegal transition: what the current state allows.
+    pub allowed_transitions: Option<Vec<Wire<Transition>>>,
+    /// For a transition the caller's role may not make: the graph roles that may.
+    pub allowed_roles: Option<Vec<String>>,
+}
+
+/// Why a request failed; each variant is one kind of problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Not JSON, or a path or query parameter that does not parse.
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+    /// Authenticated, but the role (or the object-level rule) does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The graph does not allow the transition now (409), or the role never may (403).
+    #[error("{0}")]
+    Transition(TransitionError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("this route does not take this method")]
+    MethodNotAllowed,
+    /// Another change to the same delivery committed first.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Well-formed, but a field is missing or holds an invalid value.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Idempotency-Key {0:?} was already used for a different request")]
+    IdempotencyKeyReused(String),
+    #[error("too many requests; retry after {} s", retry_after_secs(*retry_after))]
+    RateLimited { limit: u32, retry_after: Duration },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Logged where it happened; the client learns nothing about it but the request id.
+    #[error("an internal error occurred; report it with the request id")]
+    Internal,
+}
+
+/// Whole seconds, rounded up, so that a client waiting that long is let in.
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+impl ApiError {
+    /// The problem's `type` (a URN: stable, not meant to be fetched), `title` and status.
+    fn kind(&self) -> (&'static str, &'static str, StatusCode) {
+        use StatusCode as S;
+        match self {
+            ApiError::Malformed(_) => (
+                "malformed-request",
+                "The request is malformed",
+                S::BAD_REQUEST,
+            ),
+            ApiError::Unauthenticated(_) => (
+                "unauthenticated",
+                "Authentication is required",
+                S::UNAUTHORIZED,
+            ),
+            ApiError::Forbidden(_) => ("forbidden", "Not allowed", S::FORBIDDEN),
+            ApiError::Transition(TransitionError::NotAllowed { .. }) => (
+                "illegal-transition",
+                "The transition is not allowed in the current state",
+                S::CONFLICT,
+            ),
+            ApiError::Transition(TransitionError::RoleNotAllowed { .. }) => (
+                "role-not-allowed",
+                "The caller's role may not make this transition",
+                S::FORBIDDEN,
+            ),
+            ApiError::NotFound(_) => ("not-found", "Not found", S::NOT_FOUND),
+            ApiError::MethodNotAllowed => (
+                "method-not-allowed",
+                "Method not allowed",
+                S::METHOD_NOT_ALLOWED,
+            ),
+            ApiError::Conflict(_) => (
+                "concurrent-change",
+                "The delivery changed concurrently",
+                S::CONFLICT,
+            ),
+            ApiError::PayloadTooLarge { .. } => (
+                "payload-too-large",
+                "The request body is too large",
+                S::PAYLOAD_TOO_LARGE,
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                S::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            ApiError::Invalid(_) => (
+                "invalid-input",
+                "The input is invalid",
+                S::UNPROCESSABLE_ENTITY,
+            ),
+            ApiError::IdempotencyKeyReused(_) => (
+                "idempotency-key-reused",
+                "The Idempotency-Key was used for another request",
+                S::UNPROCESSABLE_ENTITY,
+            ),
+            ApiError::RateLimited { .. } => {
+                ("rate-limited", "Too many requests", S::TOO_MANY_REQUESTS)
+            }
+            ApiError::Unavailable(_) => (
+                "unavailable",
+                "The service is not ready",
+                S::SERVICE_UNAVAILABLE,
+            ),
+            ApiError::Internal => (
+                "internal",
+                "Internal server error",
+                S::INTERNAL_SERVER_ERROR,
+            ),
+        }
+    }
+
+    /// Classifies an error from anywhere in the request's path: ours, or poem's own.
+    pub fn from_poem(err: poem::Error) -> ApiError {
+        let err = match err.downcast::<ApiError>() {
+            Ok(api_error) => return api_error,
+            Err(err) => err,
+        };
+        if err.is::<NotFoundError>() {
+            ApiError::NotFound("no such route".into())
+        } else if err.is::<MethodNotAllowedError>() {
+            ApiError::MethodNotAllowed
+        } else if err.is::<AuthorizationError>() {
+            ApiError::Unauthenticated(AuthError::Missing)
+        } else if err.is::<ContentTypeError>() {
+            ApiError::UnsupportedMediaType(err.to_string())
+        } else if err.status().is_client_error() {
+            // Unparsable path or query parameters, unreadable bodies, and whatever else
+            // poem refuses before a handler runs.
+            ApiError::Malformed(err.to_string())
+        } else {
+            tracing::error!(error = %err, status = %err.status(), "request failed");
+            ApiError::Internal
+        }
+    }
+
+    /// The one problem builder: the problem+json response for this error on the request
+    /// with path `instance`.
+    pub fn into_response(self, instance: &str, request_id: &str) -> Response {
+        let (slug, title, status) = self.kind();
+        let mut problem = Problem {
+            kind: format!("urn:delivery-svc:problem:{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            instance: instance.into(),
+            request_id: request_id.into(),
+            current_state: None,
+            attempted_transition: None,
+            allowed_transitions: None,
+            allowed_roles: None,
+        };
+        match &self {
+            ApiError::Transition(TransitionError::NotAllowed {
+                current,
+                attempted,
+                allowed,
+            }) => {
+                problem.current_state = Some(Wire(*current));
+                problem.attempted_transition = Some(Wire(*attempted));
+                problem.allowed_transitions = Some(allowed.iter().copied().map(Wire).collect());
+            }
+            ApiError::Transition(TransitionError::RoleNotAllowed { allowed_roles, .. }) => {
+                problem.allowed_roles = Some(
+                    allowed_roles
+                        .iter()
+                        .map(|role| role.name().to_owned())
+                        .collect(),
+                );
+            }
+            _ => {}
+        }
+        let response = ProblemResponse::from_error(self, problem);
+        response.into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound(_) => ApiError::NotFound(err.to_string()),
+            ServiceError::Forbidden(reason) => ApiError::Forbidden(reason),
+            ServiceError::Transition(err) => ApiError::Transition(err),
+            ServiceError::Conflict { .. } => ApiError::Conflict(err.to_string()),
+            ServiceError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
+            ServiceError::Invalid(reason) => ApiError::Invalid(reason),
+            ServiceError::Database(err) => {
+                tracing::error!(error = %err, "database error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.kind().2
+    }
+}
+
+/// Documents the problem responses of every operation (any of them can meet the
+/// middleware's 401, 413 and 429).
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        ProblemResponse::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        ProblemResponse::register(registry);
+    }
+}
+
+/// A problem as an HTTP response: status, `application/problem+json`, and the headers some
+/// statuses require.
+#[derive(Debug, ApiResponse)]
+pub enum ProblemResponse {
+    /// The request is malformed: not JSON, or a path or query parameter that does not parse.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No valid bearer token: missing, expired, not yet valid, or tampered with.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    /// The caller's role may not do this, or the object is not the caller's.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// No such delivery (or route).
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The route exists, but not with this method.
+    #[oai(status = 405, content_type = "application/problem+json")]
+    MethodNotAllowed(Json<Problem>),
+    /// The transition is not allowed in the delivery's current state (`current_state`,
+    /// `allowed_transitions`), or the delivery changed concurrently: reload and retry.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// The request body is larger than the configured limit.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The body is not `application/json`.
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
+    /// Well-formed JSON with a missing field or an invalid value, or an Idempotency-Key
+    /// reused for a different request.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    UnprocessableEntity(Json<Problem>),
+    /// The caller's rate limit is used up.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(
+        Json<Problem>,
+        /// Seconds until a request will be let through.
+        #[oai(header = "Retry-After")]
+        u64,
+        /// Requests allowed in a burst.
+        #[oai(header = "RateLimit-Limit")]
+        u32,
+        /// Requests left now.
+        #[oai(header = "RateLimit-Remaining")]
+        u32,
+        /// Seconds until the limit lets a request through again.
+        #[oai(header = "RateLimit-Reset")]
+        u64,
+    ),
+    /// Something failed inside the service; it was logged under the request id.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    InternalServerError(Json<Problem>),
+    /// The service cannot serve yet (the database does not answer).
+    #[oai(status = 503, content_type = "application/problem+json")]
+    ServiceUnavailable(Json<Problem>),
+}
+
+impl ProblemResponse {
+    /// The variant of `err`'s status (a test checks that they agree).
+    fn from_error(err: ApiError, problem: Problem) -> ProblemResponse {
+        let problem = Json(problem);
+        match err {
+            ApiError::Malformed(_) => ProblemResponse::BadRequest(problem),
+            ApiError::Unauthenticated(auth) => {
+                let challenge = match auth.challenge_code() {
+                    Some(code) => {
+                        let description = auth.to_string().replace('"', "'");
+                        format!("Bearer error=\"{code}\", error_description=\"{description}\"")
+                    }
+                    None => "Bearer".to_owned(),
+                };
+                ProblemResponse::Unauthorized(problem, challenge)
+            }
+            ApiError::Forbidden(_)
+            | ApiError::Transition(TransitionError::RoleNotAllowed { .. }) => {
+                ProblemResponse::Forbidden(problem)
+            }
+            ApiError::NotFound(_) => ProblemResponse::NotFound(problem),
+            ApiError::MethodNotAllowed => ProblemResponse::MethodNotAllowed(problem),
+            ApiError::Transition(TransitionError::NotAllowed { .. }) | ApiError::Conflict(_) => {
+                ProblemResponse::Conflict(problem)
+            }
+            ApiError::PayloadTooLarge { .. } => ProblemResponse::PayloadTooLarge(problem),
+            ApiError::UnsupportedMediaType(_) => ProblemResponse::UnsupportedMediaType(problem),
+            ApiError::Invalid(_) | ApiError::IdempotencyKeyReused(_) => {
+                ProblemResponse::UnprocessableEntity(problem)
+            }
+            ApiError::RateLimited { limit, retry_after } => {
+                let wait = retry_after_secs(retry_after);
+                ProblemResponse::TooManyRequests(problem, wait, limit, 0, wait)
+            }
+            ApiError::Unavailable(_) => ProblemResponse::ServiceUnavailable(problem),
+            ApiError::Internal => ProblemResponse::InternalServerError(problem),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use delivery_core::{DeliveryState, Role};
+
+    use super::*;
+
+    /// The status a problem's kind names is the one its response variant sends.
+    #[test]
+    fn every_kind_of_problem_is_sent_with_its_own_status() {
+        let errors = [
+            ApiError::Malformed(String::new()),
+            ApiError::Unauthenticated(AuthError::Expired),
+            ApiError::Forbidden(String::new()),
+            ApiError::Transition(TransitionError::NotAllowed {
+                current: DeliveryState::Created,
+                attempted: Transition::Deliver,
+                allowed: DeliveryState::Created.allowed_transitions(),
+            }),
+            ApiError::Transition(TransitionError::RoleNotAllowed {
+                role: Role::Customer,
+                transition: Transition::PickUp,
+                allowed_roles: Transition::PickUp.roles(),
+            }),
+            ApiError::NotFound(String::new()),
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict(String::new()),
+            ApiError::PayloadTooLarge { limit_bytes: 1 },
+            ApiError::UnsupportedMediaType(String::new()),
+            ApiError::Invalid(String::new()),
+            ApiError::IdempotencyKeyReused(String::new()),
+            ApiError::RateLimited {
+                limit: 1,
+                retry_after: Duration::from_millis(1500),
+            },
+            ApiError::Unavailable(String::new()),
+            ApiError::Internal,
+        ];
+        for err in errors {
+            let status = err.kind().2;
+            let response = err.into_response("/", "request");
+            assert_eq!(response.status(), status);
+        }
+    }
+}

@@ -1,1 +1,137 @@
-fn main() {}
+//! `delivery-svc`: serve the API (the default), migrate, mint a token, print the OpenAPI
+//! document, rebuild the read models. Every setting is a flag or an environment variable;
+//! see `delivery-svc --help`.
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use chrono::{Duration, Utc};
+use clap::{Parser, Subcommand};
+use delivery_svc::app;
+use delivery_svc::auth::{IdentityClaims, KeyMode, PRINCIPAL_ROLES, TokenAuthority, role_name};
+use delivery_svc::config::Config;
+use delivery_svc::domain::{Principal, PrincipalRole};
+use delivery_svc::http;
+
+/// The delivery service: delivery orders of an online bookstore as a state machine.
+#[derive(Debug, Parser)]
+#[command(name = "delivery-svc", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate the database and serve the HTTP API (what runs when no command is given).
+    Serve,
+    /// Apply the database migrations, then exit.
+    Migrate,
+    /// Print a bearer token signed with JWT_SECRET.
+    Token(TokenArgs),
+    /// Print the OpenAPI document (JSON).
+    Openapi,
+    /// Rebuild the read models from the event store, then exit.
+    RebuildProjections,
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// customer, partner, operator, service or admin.
+    #[arg(long, value_parser = parse_role)]
+    role: PrincipalRole,
+    /// The token's subject (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// Required for customers.
+    #[arg(long)]
+    customer_id: Option<String>,
+    /// Required for partners.
+    #[arg(long)]
+    partner_id: Option<String>,
+    /// How long the token is valid: seconds, or with a unit (`30m`, `12h`, `7d`).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: Duration,
+}
+
+fn parse_role(raw: &str) -> Result<PrincipalRole, String> {
+    PRINCIPAL_ROLES
+        .into_iter()
+        .find(|&role| role_name(role) == raw)
+        .ok_or_else(|| {
+            let names: Vec<_> = PRINCIPAL_ROLES.into_iter().map(role_name).collect();
+            format!("not one of {}", names.join(", "))
+        })
+}
+
+fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (amount, unit) = raw.split_at(split);
+    let amount: i64 = amount
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number with an optional unit"))?;
+    match unit {
+        "" | "s" => Ok(Duration::seconds(amount)),
+        "m" => Ok(Duration::minutes(amount)),
+        "h" => Ok(Duration::hours(amount)),
+        "d" => Ok(Duration::days(amount)),
+        _ => Err(format!("unit {unit:?} is not one of s, m, h, d")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            app::init_tracing(&config.log)?;
+            app::serve(config).await?;
+        }
+        Command::Migrate => {
+            app::init_tracing(&config.log)?;
+            app::open_deliveries(&config).await?;
+            println!("migrated");
+        }
+        Command::RebuildProjections => {
+            app::init_tracing(&config.log)?;
+            let deliveries = app::open_deliveries(&config).await?;
+            let events = deliveries.rebuild_projections().await?;
+            println!("rebuilt the read models from {events} events");
+        }
+        Command::Openapi => println!("{}", http::openapi_json()),
+        Command::Token(args) => println!("{}", mint(&config, args)?),
+    }
+    Ok(())
+}
+
+fn mint(config: &Config, args: TokenArgs) -> Result<String, Box<dyn Error>> {
+    let authority = TokenAuthority::from_config(&config.jwt)?;
+    let signer = match (authority.mode(), authority.signer()) {
+        (KeyMode::SharedSecret, Some(signer)) => signer,
+        _ => {
+            return Err("`token` signs with JWT_SECRET; set it (with a public key the identity provider issues \
+                        tokens, and development mode prints its own at start)"
+                .into());
+        }
+    };
+    let principal = Principal::try_from(IdentityClaims {
+        sub: args.sub,
+        role: args.role,
+        customer_id: args.customer_id,
+        partner_id: args.partner_id,
+    })?;
+    Ok(signer.mint(&principal, Utc::now(), args.ttl)?)
+}

@@ -1,1 +1,33 @@
+//! The schema of the delivery service: one code base for SQLite and PostgreSQL.
+//!
+//! Every change is one migration module, applied in the order [`Migrator`] lists them;
+//! a migration is never edited once released, a new change is a new module.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_ordering;
+mod m20261124_000002_create_delivery_order;
+mod m20261124_000003_create_delivery_event;
+mod m20261124_000004_create_outbox;
+mod m20261124_000005_create_inbox;
+mod m20261124_000006_create_idempotency_key;
+mod m20261124_000007_create_read_models;
+
+/// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_ordering::Migration),
+            Box::new(m20261124_000002_create_delivery_order::Migration),
+            Box::new(m20261124_000003_create_delivery_event::Migration),
+            Box::new(m20261124_000004_create_outbox::Migration),
+            Box::new(m20261124_000005_create_inbox::Migration),
+            Box::new(m20261124_000006_create_idempotency_key::Migration),
+            Box::new(m20261124_000007_create_read_models::Migration),
+        ]
+    }
+}

@@ -86,7 +86,11 @@ fn rust_type(graph: &Graph, ty: FieldType) -> String {
 
 fn field_type(graph: &Graph, field: &Field) -> String {
     let ty = rust_type(graph, field.ty);
-    if field.optional { format!("Option<{ty}>") } else { ty }
+    if field.optional {
+        format!("Option<{ty}>")
+    } else {
+        ty
+    }
 }
 
 /// Copy types are passed by value, the others (shared text) by reference.
@@ -102,27 +106,67 @@ fn doc(out: &mut String, text: &str) {
 
 fn module(graph: &Graph) -> String {
     let mut out = String::new();
-    w!(out, "//! Everything graph.yaml defines: {} v{}.", graph.name, graph.version);
-    w!(out, "//! Regenerate with `cargo codegen` after editing graph.yaml.");
-    w!(out, "#![allow(clippy::all)] // Generated code is judged by its tests, not by lints.");
-    w!(out, "use std::fmt;\nuse std::str::FromStr;\nuse std::sync::Arc;");
-    w!(out, "use chrono::{{DateTime, Utc}};\nuse serde::{{Deserialize, Serialize}};");
+    w!(
+        out,
+        "//! Everything graph.yaml defines: {} v{}.",
+        graph.name,
+        graph.version
+    );
+    w!(
+        out,
+        "//! Regenerate with `cargo codegen` after editing graph.yaml."
+    );
+    w!(
+        out,
+        "#![allow(clippy::all)] // Generated code is judged by its tests, not by lints."
+    );
+    w!(
+        out,
+        "use std::fmt;\nuse std::str::FromStr;\nuse std::sync::Arc;"
+    );
+    w!(
+        out,
+        "use chrono::{{DateTime, Utc}};\nuse serde::{{Deserialize, Serialize}};"
+    );
     w!(out, "use crate::event::{{DeliveryEvent, EventMeta}};");
     w!(out, "use crate::order::{{DeliveryDetails, DeliveryOrder}};");
-    w!(out, "use crate::runtime::{{CorruptRecord, TransitionError}};");
-    w!(out, "use crate::typestate::{{CanTransitionTo, State, Succ, Zero, sealed::Sealed}};");
-    w!(out, "use crate::values::{{DeliveryId, GraphVersion, InvalidValue, OperatorId, PartnerOrderNumber, Text}};");
+    w!(
+        out,
+        "use crate::runtime::{{CorruptRecord, Rejected, TransitionError}};"
+    );
+    w!(
+        out,
+        "use crate::typestate::{{CanTransitionTo, State, Succ, Zero, sealed::Sealed}};"
+    );
+    w!(
+        out,
+        "use crate::values::{{DeliveryId, GraphVersion, InvalidValue, OperatorId, PartnerOrderNumber, Text}};"
+    );
     constants(&mut out, graph);
     name_enum(
         &mut out,
         "Role",
         "A role that may make transitions.",
-        &graph.roles.iter().map(|r| (r.name.clone(), r.description.clone())).collect::<Vec<_>>(),
+        &graph
+            .roles
+            .iter()
+            .map(|r| (r.name.clone(), r.description.clone()))
+            .collect::<Vec<_>>(),
         "snake_case",
     );
     for e in &graph.enums {
-        let values: Vec<_> = e.values.iter().map(|v| (v.clone(), String::new())).collect();
-        name_enum(&mut out, &e.name, &e.description, &values, "SCREAMING_SNAKE_CASE");
+        let values: Vec<_> = e
+            .values
+            .iter()
+            .map(|v| (v.clone(), String::new()))
+            .collect();
+        name_enum(
+            &mut out,
+            &e.name,
+            &e.description,
+            &values,
+            "SCREAMING_SNAKE_CASE",
+        );
         if let Some(parent) = e.subset_of {
             subset_conversion(&mut out, &e.name, &graph.enums[parent].name, &e.values);
         }
@@ -147,7 +191,10 @@ fn module(graph: &Graph) -> String {
 fn constants(out: &mut String, graph: &Graph) {
     let v = graph.version;
     let json = emit::json::canonical(graph);
-    w!(out, "/// The version of graph.yaml this build was generated from.");
+    w!(
+        out,
+        "/// The version of graph.yaml this build was generated from."
+    );
     w!(
         out,
         "pub const GRAPH_VERSION: GraphVersion = GraphVersion {{ major: {}, minor: {}, patch: {} }};",
@@ -155,18 +202,38 @@ fn constants(out: &mut String, graph: &Graph) {
         v.minor,
         v.patch
     );
-    w!(out, "/// The graph as canonical JSON (what the CloudFormation parameter stores).");
+    w!(
+        out,
+        "/// The graph as canonical JSON (what the CloudFormation parameter stores)."
+    );
     w!(out, "pub const GRAPH_JSON: &str = {json:?};");
     w!(out, "/// SHA-256 of [`GRAPH_JSON`], hex.");
-    w!(out, "pub const GRAPH_SHA256: &str = {:?};", emit::json::sha256_hex(&json));
+    w!(
+        out,
+        "pub const GRAPH_SHA256: &str = {:?};",
+        emit::json::sha256_hex(&json)
+    );
     w!(out, "/// The graph as a Mermaid state diagram.");
-    w!(out, "pub const GRAPH_MERMAID: &str = {:?};", emit::mermaid::diagram(graph));
+    w!(
+        out,
+        "pub const GRAPH_MERMAID: &str = {:?};",
+        emit::mermaid::diagram(graph)
+    );
 }
 
 /// A fieldless enum of names: serde, `ALL`, `name()`, `Display`, `FromStr`.
-fn name_enum(out: &mut String, name: &str, description: &str, values: &[(String, String)], case: &str) {
+fn name_enum(
+    out: &mut String,
+    name: &str,
+    description: &str,
+    values: &[(String, String)],
+    case: &str,
+) {
     doc(out, description);
-    w!(out, "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]");
+    w!(
+        out,
+        "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]"
+    );
     w!(out, "#[serde(rename_all = \"{case}\")]\npub enum {name} {{");
     for (value, description) in values {
         doc(out, description);
@@ -175,10 +242,21 @@ fn name_enum(out: &mut String, name: &str, description: &str, values: &[(String,
     w!(out, "}}");
     w!(out, "impl {name} {{");
     w!(out, "    /// Every value, in graph.yaml's order.");
-    let all: Vec<_> = values.iter().map(|(v, _)| format!("{name}::{}", pascal_case(v))).collect();
-    w!(out, "    pub const ALL: [{name}; {}] = [{}];", values.len(), all.join(", "));
+    let all: Vec<_> = values
+        .iter()
+        .map(|(v, _)| format!("{name}::{}", pascal_case(v)))
+        .collect();
+    w!(
+        out,
+        "    pub const ALL: [{name}; {}] = [{}];",
+        values.len(),
+        all.join(", ")
+    );
     w!(out, "    /// The name as graph.yaml and the wire spell it.");
-    w!(out, "    pub const fn name(self) -> &'static str {{ match self {{");
+    w!(
+        out,
+        "    pub const fn name(self) -> &'static str {{ match self {{"
+    );
     for (value, _) in values {
         w!(out, "        {name}::{} => {value:?},", pascal_case(value));
     }
@@ -188,16 +266,29 @@ fn name_enum(out: &mut String, name: &str, description: &str, values: &[(String,
         "impl fmt::Display for {name} {{ fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {{ f.write_str(self.name()) }} }}"
     );
     w!(out, "impl FromStr for {name} {{ type Err = InvalidValue;");
-    w!(out, "    fn from_str(raw: &str) -> Result<Self, InvalidValue> {{");
-    w!(out, "        Self::ALL.into_iter().find(|value| value.name() == raw).ok_or_else(|| InvalidValue {{");
+    w!(
+        out,
+        "    fn from_str(raw: &str) -> Result<Self, InvalidValue> {{"
+    );
+    w!(
+        out,
+        "        Self::ALL.into_iter().find(|value| value.name() == raw).ok_or_else(|| InvalidValue {{"
+    );
     w!(out, "            what: {:?},", name);
     let expected: Vec<_> = values.iter().map(|(v, _)| v.as_str()).collect();
-    w!(out, "            why: format!(\"{{raw:?}} is not one of {}\"),", expected.join(", "));
+    w!(
+        out,
+        "            why: format!(\"{{raw:?}} is not one of {}\"),",
+        expected.join(", ")
+    );
     w!(out, "        }})\n    }}\n}}");
 }
 
 fn subset_conversion(out: &mut String, name: &str, parent: &str, values: &[String]) {
-    w!(out, "impl From<{name}> for {parent} {{ fn from(value: {name}) -> {parent} {{ match value {{");
+    w!(
+        out,
+        "impl From<{name}> for {parent} {{ fn from(value: {name}) -> {parent} {{ match value {{"
+    );
     for value in values {
         let variant = pascal_case(value);
         w!(out, "    {name}::{variant} => {parent}::{variant},");
@@ -206,17 +297,41 @@ fn subset_conversion(out: &mut String, name: &str, parent: &str, values: &[Strin
 }
 
 fn delivery_state(out: &mut String, graph: &Graph) {
-    let values: Vec<_> = graph.states.iter().map(|s| (s.name.clone(), s.description.clone())).collect();
-    name_enum(out, "DeliveryState", "A state of the graph, known at run time.", &values, "SCREAMING_SNAKE_CASE");
+    let values: Vec<_> = graph
+        .states
+        .iter()
+        .map(|s| (s.name.clone(), s.description.clone()))
+        .collect();
+    name_enum(
+        out,
+        "DeliveryState",
+        "A state of the graph, known at run time.",
+        &values,
+        "SCREAMING_SNAKE_CASE",
+    );
     w!(out, "impl DeliveryState {{");
     w!(out, "    /// Whether nothing leaves this state.");
-    w!(out, "    pub const fn is_final(self) -> bool {{ match self {{");
+    w!(
+        out,
+        "    pub const fn is_final(self) -> bool {{ match self {{"
+    );
     for state in &graph.states {
-        w!(out, "        DeliveryState::{} => {},", state_type(state), state.is_final);
+        w!(
+            out,
+            "        DeliveryState::{} => {},",
+            state_type(state),
+            state.is_final
+        );
     }
     w!(out, "    }} }}");
-    w!(out, "    /// The transitions graph.yaml allows out of this state.");
-    w!(out, "    pub const fn allowed_transitions(self) -> &'static [Transition] {{ match self {{");
+    w!(
+        out,
+        "    /// The transitions graph.yaml allows out of this state."
+    );
+    w!(
+        out,
+        "    pub const fn allowed_transitions(self) -> &'static [Transition] {{ match self {{"
+    );
     for (id, state) in graph.states.iter().enumerate() {
         let mut names: Vec<String> = Vec::new();
         for edge in graph.outgoing(id) {
@@ -225,41 +340,82 @@ fn delivery_state(out: &mut String, graph: &Graph) {
                 names.push(variant);
             }
         }
-        w!(out, "        DeliveryState::{} => &[{}],", state_type(state), names.join(", "));
+        w!(
+            out,
+            "        DeliveryState::{} => &[{}],",
+            state_type(state),
+            names.join(", ")
+        );
     }
     w!(out, "    }} }}\n}}");
 }
 
 fn transition_enum(out: &mut String, graph: &Graph) {
     let names = graph.transition_names();
-    let values: Vec<_> = names.iter().map(|(name, edges)| (name.to_string(), edges[0].description.clone())).collect();
-    name_enum(out, "Transition", "A transition of the graph, by name.", &values, "snake_case");
+    let values: Vec<_> = names
+        .iter()
+        .map(|(name, edges)| (name.to_string(), edges[0].description.clone()))
+        .collect();
+    name_enum(
+        out,
+        "Transition",
+        "A transition of the graph, by name.",
+        &values,
+        "snake_case",
+    );
     w!(out, "impl Transition {{");
-    w!(out, "    /// The roles graph.yaml lets make this transition.");
-    w!(out, "    pub const fn roles(self) -> &'static [Role] {{ match self {{");
+    w!(
+        out,
+        "    /// The roles graph.yaml lets make this transition."
+    );
+    w!(
+        out,
+        "    pub const fn roles(self) -> &'static [Role] {{ match self {{"
+    );
     for (name, edges) in &names {
         let roles: Vec<_> = edges[0]
             .roles
             .iter()
             .map(|&r| format!("Role::{}", pascal_case(&graph.roles[r].name)))
             .collect();
-        w!(out, "        Transition::{} => &[{}],", pascal_case(name), roles.join(", "));
+        w!(
+            out,
+            "        Transition::{} => &[{}],",
+            pascal_case(name),
+            roles.join(", ")
+        );
     }
     w!(out, "    }} }}");
     w!(out, "    /// The states this transition leaves from.");
-    w!(out, "    pub const fn sources(self) -> &'static [DeliveryState] {{ match self {{");
+    w!(
+        out,
+        "    pub const fn sources(self) -> &'static [DeliveryState] {{ match self {{"
+    );
     for (name, edges) in &names {
         let from: Vec<_> = edges
             .iter()
             .map(|e| format!("DeliveryState::{}", state_type(&graph.states[e.from])))
             .collect();
-        w!(out, "        Transition::{} => &[{}],", pascal_case(name), from.join(", "));
+        w!(
+            out,
+            "        Transition::{} => &[{}],",
+            pascal_case(name),
+            from.join(", ")
+        );
     }
     w!(out, "    }} }}");
     w!(out, "    /// The state this transition leads to.");
-    w!(out, "    pub const fn target(self) -> DeliveryState {{ match self {{");
+    w!(
+        out,
+        "    pub const fn target(self) -> DeliveryState {{ match self {{"
+    );
     for (name, edges) in &names {
-        w!(out, "        Transition::{} => DeliveryState::{},", pascal_case(name), state_type(&graph.states[edges[0].to]));
+        w!(
+            out,
+            "        Transition::{} => DeliveryState::{},",
+            pascal_case(name),
+            state_type(&graph.states[edges[0].to])
+        );
     }
     w!(out, "    }} }}\n}}");
 }
@@ -268,31 +424,64 @@ fn commands(out: &mut String, graph: &Graph) {
     let names = graph.transition_names();
     for (name, edges) in &names {
         let edge = edges[0];
-        doc(out, &format!("The payload of `{name}`: {}", edge.description));
+        doc(
+            out,
+            &format!("The payload of `{name}`: {}", edge.description),
+        );
         // An empty payload gets `Default`, so that it reads `ConfirmReceipt::default()`.
-        let default = if edge.payload.is_empty() { ", Default" } else { "" };
-        w!(out, "#[derive(Debug, Clone, PartialEq, Eq{default}, Serialize, Deserialize)]");
+        let default = if edge.payload.is_empty() {
+            ", Default"
+        } else {
+            ""
+        };
+        w!(
+            out,
+            "#[derive(Debug, Clone, PartialEq, Eq{default}, Serialize, Deserialize)]"
+        );
         w!(out, "#[serde(deny_unknown_fields)]");
         w!(out, "pub struct {} {{", pascal_case(name));
         for field in &edge.payload {
             if field.optional {
-                w!(out, "    #[serde(default, skip_serializing_if = \"Option::is_none\")]");
+                w!(
+                    out,
+                    "    #[serde(default, skip_serializing_if = \"Option::is_none\")]"
+                );
             }
             w!(out, "    pub {}: {},", field.name, field_type(graph, field));
         }
         w!(out, "}}");
-        w!(out, "impl From<{0}> for Command {{ fn from(payload: {0}) -> Command {{ Command::{0}(payload) }} }}", pascal_case(name));
+        w!(
+            out,
+            "impl From<{0}> for Command {{ fn from(payload: {0}) -> Command {{ Command::{0}(payload) }} }}",
+            pascal_case(name)
+        );
     }
-    w!(out, "/// A transition with its payload: what a caller asks for when the state is known only at run time.");
-    w!(out, "#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]");
-    w!(out, "#[serde(tag = \"transition\", rename_all = \"snake_case\")]\npub enum Command {{");
+    w!(
+        out,
+        "/// A transition with its payload: what a caller asks for when the state is known only at run time."
+    );
+    w!(
+        out,
+        "#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]"
+    );
+    w!(
+        out,
+        "#[serde(tag = \"transition\", rename_all = \"snake_case\")]\npub enum Command {{"
+    );
     for (name, _) in &names {
         w!(out, "    {0}({0}),", pascal_case(name));
     }
     w!(out, "}}");
-    w!(out, "impl Command {{ pub const fn transition(&self) -> Transition {{ match self {{");
+    w!(
+        out,
+        "impl Command {{ pub const fn transition(&self) -> Transition {{ match self {{"
+    );
     for (name, _) in &names {
-        w!(out, "    Command::{0}(_) => Transition::{0},", pascal_case(name));
+        w!(
+            out,
+            "    Command::{0}(_) => Transition::{0},",
+            pascal_case(name)
+        );
     }
     w!(out, "}} }} }}");
 }
@@ -300,18 +489,29 @@ fn commands(out: &mut String, graph: &Graph) {
 fn state_type_def(out: &mut String, graph: &Graph, rank: usize, state: &State) {
     let ty = state_type(state);
     doc(out, &format!("`{}`: {}", state.name, state.description));
-    w!(out, "#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]\npub struct {ty};");
+    w!(
+        out,
+        "#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]\npub struct {ty};"
+    );
     w!(out, "impl Sealed for {ty} {{}}");
     w!(out, "impl State for {ty} {{");
     w!(out, "    const NAME: &'static str = {:?};", state.name);
     w!(out, "    const IS_FINAL: bool = {};", state.is_final);
-    w!(out, "    type Rank = {};", "Succ<".repeat(rank) + "Zero" + &">".repeat(rank));
+    w!(
+        out,
+        "    type Rank = {};",
+        "Succ<".repeat(rank) + "Zero" + &">".repeat(rank)
+    );
     w!(out, "    type Data = {};\n}}", data_type(state));
     if state.data.is_empty() {
         return;
     }
     doc(out, &format!("What an order carries in `{}`.", state.name));
-    w!(out, "#[derive(Debug, Clone, PartialEq, Eq)]\npub struct {} {{", data_type(state));
+    w!(
+        out,
+        "#[derive(Debug, Clone, PartialEq, Eq)]\npub struct {} {{",
+        data_type(state)
+    );
     for field in &state.data {
         w!(out, "    pub {}: {},", field.name, field_type(graph, field));
     }
@@ -322,10 +522,20 @@ fn state_type_def(out: &mut String, graph: &Graph, rank: usize, state: &State) {
         let (ret, body) = match (field.optional, is_copy(field.ty)) {
             (false, true) => (base, format!("self.data.{}", field.name)),
             (false, false) => (format!("&{base}"), format!("&self.data.{}", field.name)),
-            (true, true) => (format!("Option<{base}>"), format!("self.data.{}", field.name)),
-            (true, false) => (format!("Option<&{base}>"), format!("self.data.{}.as_ref()", field.name)),
+            (true, true) => (
+                format!("Option<{base}>"),
+                format!("self.data.{}", field.name),
+            ),
+            (true, false) => (
+                format!("Option<&{base}>"),
+                format!("self.data.{}.as_ref()", field.name),
+            ),
         };
-        w!(out, "    pub fn {}(&self) -> {ret} {{ {body} }}", field.name);
+        w!(
+            out,
+            "    pub fn {}(&self) -> {ret} {{ {body} }}",
+            field.name
+        );
     }
     w!(out, "}}");
 }
@@ -333,14 +543,21 @@ fn state_type_def(out: &mut String, graph: &Graph, rank: usize, state: &State) {
 /// How one field of the target state is filled on an edge: from the payload, from the
 /// source state, or left empty (optional only; the loader checked that).
 fn fill(graph: &Graph, target: &Field, edge: &Transition) -> (String, bool, bool) {
-    let source = graph.states[edge.from].data.iter().find(|f| f.name == target.name);
+    let source = graph.states[edge.from]
+        .data
+        .iter()
+        .find(|f| f.name == target.name);
     let from_payload = edge.payload.iter().find(|f| f.name == target.name);
     let (field, base, by_ref) = match (from_payload, source) {
         (Some(field), _) => (field, format!("payload.{}", field.name), true),
         (None, Some(field)) => (field, format!("from.{}", field.name), false),
         (None, None) => return ("None".into(), false, false),
     };
-    let clone = if by_ref && !is_copy(field.ty) { ".clone()" } else { "" };
+    let clone = if by_ref && !is_copy(field.ty) {
+        ".clone()"
+    } else {
+        ""
+    };
     let convert = field.ty != target.ty;
     let expr = match (field.optional, target.optional, convert) {
         (true, _, true) => format!("{base}{clone}.map(Into::into)"),
@@ -391,17 +608,41 @@ fn transition_method(out: &mut String, graph: &Graph, name: &str, edges: &[&Tran
     let ty = pascal_case(name);
     let to_state = &graph.states[edges[0].to];
     let to_ty = state_type(to_state);
-    let sources: Vec<_> = edges.iter().map(|e| graph.states[e.from].name.as_str()).collect();
+    let sources: Vec<_> = edges
+        .iter()
+        .map(|e| graph.states[e.from].name.as_str())
+        .collect();
     let trait_name = format!("Can{ty}");
-    doc(out, &format!("The states `{name}` leaves from: {}.", sources.join(", ")));
+    doc(
+        out,
+        &format!("The states `{name}` leaves from: {}.", sources.join(", ")),
+    );
     w!(out, "#[diagnostic::on_unimplemented(");
-    w!(out, "    message = \"graph.yaml has no transition from {{Self}} to {to_ty}\",");
-    w!(out, "    label = \"`{name}` is not a transition out of {{Self}}\",");
-    w!(out, "    note = \"`{name}` goes from {} to {}\"", sources.join(" or "), to_state.name);
+    w!(
+        out,
+        "    message = \"graph.yaml has no transition from {{Self}} to {to_ty}\","
+    );
+    w!(
+        out,
+        "    label = \"`{name}` is not a transition out of {{Self}}\","
+    );
+    w!(
+        out,
+        "    note = \"`{name}` goes from {} to {}\"",
+        sources.join(" or "),
+        to_state.name
+    );
     w!(out, ")]");
-    w!(out, "pub trait {trait_name}: CanTransitionTo<{to_ty}, Payload = {ty}> {{}}");
+    w!(
+        out,
+        "pub trait {trait_name}: CanTransitionTo<{to_ty}, Payload = {ty}> {{}}"
+    );
     for edge in edges {
-        w!(out, "impl {trait_name} for {} {{}}", state_type(&graph.states[edge.from]));
+        w!(
+            out,
+            "impl {trait_name} for {} {{}}",
+            state_type(&graph.states[edge.from])
+        );
     }
     w!(out, "impl<S: State> DeliveryOrder<S> {{");
     doc(out, &format!("`{name}`: {}", edges[0].description));
@@ -413,8 +654,14 @@ fn transition_method(out: &mut String, graph: &Graph, name: &str, edges: &[&Tran
 }
 
 fn any_order(out: &mut String, graph: &Graph) {
-    w!(out, "/// A delivery order in any state: what stored data turns into.");
-    w!(out, "#[derive(Debug, Clone, PartialEq)]\npub enum AnyDeliveryOrder {{");
+    w!(
+        out,
+        "/// A delivery order in any state: what stored data turns into."
+    );
+    w!(
+        out,
+        "#[derive(Debug, Clone, PartialEq)]\npub enum AnyDeliveryOrder {{"
+    );
     for state in &graph.states {
         w!(out, "    {0}(DeliveryOrder<{0}>),", state_type(state));
     }
@@ -429,7 +676,11 @@ fn any_order(out: &mut String, graph: &Graph) {
     let each = |out: &mut String, expr: &str| {
         w!(out, "match self {{");
         for state in &graph.states {
-            w!(out, "    AnyDeliveryOrder::{}(order) => {expr},", state_type(state));
+            w!(
+                out,
+                "    AnyDeliveryOrder::{}(order) => {expr},",
+                state_type(state)
+            );
         }
         w!(out, "}}");
     };
@@ -438,7 +689,10 @@ fn any_order(out: &mut String, graph: &Graph) {
     each(out, "order.state()");
     w!(out, "}}\npub fn id(&self) -> DeliveryId {{");
     each(out, "order.id()");
-    w!(out, "}}\n/// The `seq` of the last event applied.\npub fn version(&self) -> u64 {{");
+    w!(
+        out,
+        "}}\n/// The `seq` of the last event applied.\npub fn version(&self) -> u64 {{"
+    );
     each(out, "order.version()");
     w!(out, "}}\npub fn details(&self) -> &DeliveryDetails {{");
     each(out, "order.details()");
@@ -448,10 +702,13 @@ fn any_order(out: &mut String, graph: &Graph) {
 }
 
 fn dispatch(out: &mut String, graph: &Graph) {
-    w!(out, "/// Takes `command` through the typed method for the current state, or says why not.");
     w!(
         out,
-        "pub(crate) fn dispatch(self, command: Command, meta: EventMeta) -> Result<(AnyDeliveryOrder, DeliveryEvent), TransitionError> {{"
+        "/// Takes `command` through the typed method for the current state, or hands the order back with why not."
+    );
+    w!(
+        out,
+        "pub(crate) fn dispatch(self, command: Command, meta: EventMeta) -> Result<(AnyDeliveryOrder, DeliveryEvent), Rejected> {{"
     );
     w!(out, "match (self, command) {{");
     for edge in &graph.transitions {
@@ -463,27 +720,50 @@ fn dispatch(out: &mut String, graph: &Graph) {
             edge.name
         );
     }
-    w!(out, "(order, command) => Err(TransitionError::NotAllowed {{");
+    w!(
+        out,
+        "(order, command) => {{ let error = TransitionError::NotAllowed {{"
+    );
     w!(out, "    current: order.state(),");
     w!(out, "    attempted: command.transition(),");
     w!(out, "    allowed: order.state().allowed_transitions(),");
-    w!(out, "}}),\n}}\n}}");
+    w!(
+        out,
+        "}}; Err(Rejected {{ order: Box::new(order), error }}) }}\n}}\n}}"
+    );
 }
 
 /// The flat form of every state's data: all fields optional, each set only where the state
 /// has it.
 fn state_fields(out: &mut String, graph: &Graph) {
     let all = graph.all_state_fields();
-    w!(out, "/// Every state's data as optional fields: the columns of a flat record.");
-    w!(out, "#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]\npub struct StateFields {{");
+    w!(
+        out,
+        "/// Every state's data as optional fields: the columns of a flat record."
+    );
+    w!(
+        out,
+        "#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]\npub struct StateFields {{"
+    );
     for field in &all {
-        w!(out, "    #[serde(default, skip_serializing_if = \"Option::is_none\")]");
-        w!(out, "    pub {}: Option<{}>,", field.name, rust_type(graph, field.ty));
+        w!(
+            out,
+            "    #[serde(default, skip_serializing_if = \"Option::is_none\")]"
+        );
+        w!(
+            out,
+            "    pub {}: Option<{}>,",
+            field.name,
+            rust_type(graph, field.ty)
+        );
     }
     w!(out, "}}");
     w!(out, "impl AnyDeliveryOrder {{");
     w!(out, "/// This order's state data as flat fields.");
-    w!(out, "pub fn state_fields(&self) -> StateFields {{ match self {{");
+    w!(
+        out,
+        "pub fn state_fields(&self) -> StateFields {{ match self {{"
+    );
     for state in &graph.states {
         let ty = state_type(state);
         let binding = if state.data.is_empty() { "_" } else { "order" };
@@ -504,7 +784,10 @@ fn state_fields(out: &mut String, graph: &Graph) {
         w!(out, "}},");
     }
     w!(out, "}} }}");
-    w!(out, "/// An order from flat parts, refusing fields that do not fit the state.");
+    w!(
+        out,
+        "/// An order from flat parts, refusing fields that do not fit the state."
+    );
     w!(
         out,
         "pub(crate) fn from_parts(id: DeliveryId, details: Arc<DeliveryDetails>, version: u64, state: DeliveryState, fields: StateFields) -> Result<Self, CorruptRecord> {{"
@@ -539,7 +822,10 @@ fn state_fields(out: &mut String, graph: &Graph) {
             }
             data + "}"
         };
-        w!(out, "Ok(AnyDeliveryOrder::{ty}(DeliveryOrder {{ id, details, version, data: {data} }}))\n}}");
+        w!(
+            out,
+            "Ok(AnyDeliveryOrder::{ty}(DeliveryOrder {{ id, details, version, data: {data} }}))\n}}"
+        );
     }
     w!(out, "}} }}\n}}");
 }
@@ -550,13 +836,17 @@ fn sample(graph: &Graph, field: &Field) -> String {
         FieldType::PartnerOrderNumber => "\"PN-0001\".parse().unwrap()".to_string(),
         FieldType::OperatorId => "\"operator-1\".parse().unwrap()".to_string(),
         FieldType::Text => "\"a note\".parse().unwrap()".to_string(),
-        FieldType::Timestamp => "at()".to_string(),
+        FieldType::Timestamp => "support::at()".to_string(),
         FieldType::Enum(id) => {
             let e = &graph.enums[id];
             format!("{}::{}", e.name, pascal_case(&e.values[0]))
         }
     };
-    if field.optional { format!("Some({value})") } else { value }
+    if field.optional {
+        format!("Some({value})")
+    } else {
+        value
+    }
 }
 
 fn payload_literal(graph: &Graph, edge: &Transition) -> String {
@@ -578,7 +868,7 @@ fn pass_cases(graph: &Graph) -> Vec<Output> {
             let names: Vec<_> = path.iter().map(|&i| graph.transitions[i].name.as_str()).collect();
             let mut main = String::new();
             w!(main, "//! Path coverage: {}.", names.join(" → "));
-            w!(main, "#[path = \"../support/mod.rs\"] mod support;\nuse delivery_core::*;\nuse support::{{at, details, meta}};");
+            w!(main, "#[path = \"../support/mod.rs\"] mod support;\nuse delivery_core::*;\nuse support::{{details, meta}};");
             w!(main, "fn main() {{");
             w!(main, "let (order, event) = DeliveryOrder::create(support::id(), details(), meta(Role::System));");
             w!(main, "assert_eq!((event.seq, event.to), (1, DeliveryState::Created));");
@@ -621,7 +911,11 @@ fn fail_cases(graph: &Graph) -> Vec<Output> {
                 pascal_case(name),
             );
             cases.push(Output {
-                path: format!("delivery-core/tests/fail/{name}_on_{}.rs", state.name.to_ascii_lowercase()).into(),
+                path: format!(
+                    "delivery-core/tests/fail/{name}_on_{}.rs",
+                    state.name.to_ascii_lowercase()
+                )
+                .into(),
                 contents: rust_file(&source),
             });
         }

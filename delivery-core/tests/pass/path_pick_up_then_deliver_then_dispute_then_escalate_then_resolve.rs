@@ -4,7 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 use delivery_core::*;
-use support::{at, details, meta};
+use support::{details, meta};
 fn main() {
     let (order, event) = DeliveryOrder::create(support::id(), details(), meta(Role::System));
     assert_eq!((event.seq, event.to), (1, DeliveryState::Created));
@@ -18,7 +18,12 @@ fn main() {
         (event.seq, event.from, event.to),
         (2, Some(DeliveryState::Created), DeliveryState::PickedUp)
     );
-    let (order, event) = order.deliver(Deliver { delivered_at: at() }, meta(Role::Partner));
+    let (order, event) = order.deliver(
+        Deliver {
+            delivered_at: support::at(),
+        },
+        meta(Role::Partner),
+    );
     assert_eq!(
         (event.seq, event.from, event.to),
         (3, Some(DeliveryState::PickedUp), DeliveryState::Delivered)

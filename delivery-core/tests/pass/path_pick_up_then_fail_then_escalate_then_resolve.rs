@@ -4,7 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 use delivery_core::*;
-use support::{at, details, meta};
+use support::{details, meta};
 fn main() {
     let (order, event) = DeliveryOrder::create(support::id(), details(), meta(Role::System));
     assert_eq!((event.seq, event.to), (1, DeliveryState::Created));

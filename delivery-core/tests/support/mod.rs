@@ -10,7 +10,9 @@ pub fn at() -> DateTime<Utc> {
 }
 
 pub fn id() -> DeliveryId {
-    DeliveryId(uuid::Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001))
+    DeliveryId(uuid::Uuid::from_u128(
+        0x0000_0000_0000_4000_8000_0000_0000_0001,
+    ))
 }
 
 pub fn meta(role: Role) -> EventMeta {

@@ -1,0 +1,342 @@
+//! What happens to every request around its handler, outermost first:
+//!
+//! 1. [`RequestScope`]: the request id (the caller's `X-Request-Id` if it is sane, else a
+//!    new UUID), a tracing span that carries it into every log line of the request, the
+//!    id on the response, and every error (ours, poem's, a panic) rendered as problem+json.
+//! 2. [`Authenticate`]: verifies the bearer token, if any, once; handlers read the verdict
+//!    through [`crate::auth::BearerAuth`].
+//! 3. [`RateLimit`]: per principal (by token subject; unauthenticated callers by peer
+//!    address), with `RateLimit-*` headers and 429 + `Retry-After` when used up.
+//! 4. [`BodyLimit`]: reads the body up to the configured size (413 beyond it) and
+//!    fingerprints the request for idempotency.
+
+use std::fmt::Write as _;
+use std::num::NonZeroU32;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::FutureExt as _;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use poem::error::ReadBodyError;
+use poem::http::HeaderValue;
+use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
+
+use crate::auth::{AuthError, Authentication, TokenAuthority};
+use crate::config::LimitsConfig;
+use crate::error::{ApiError, retry_after_secs};
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The request's id: carried into logs, events and problem responses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The caller's id when it is short and plain (it ends up in logs), else a new one.
+    fn of(request: &Request) -> RequestId {
+        let given = request.header(REQUEST_ID_HEADER).filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+        RequestId(given.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned))
+    }
+}
+
+/// SHA-256 (hex) of the request's method, path and body: tells an idempotent replay from a
+/// different request under the same `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFingerprint(pub String);
+
+impl RequestFingerprint {
+    fn of(request: &Request, body: &[u8]) -> RequestFingerprint {
+        let digest = Sha256::new()
+            .chain_update(request.method().as_str())
+            .chain_update(b" ")
+            .chain_update(request.uri().path())
+            .chain_update(b"\n")
+            .chain_update(body)
+            .finalize();
+        let mut hex = String::with_capacity(64);
+        for byte in digest {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        RequestFingerprint(hex)
+    }
+}
+
+/// Request id, request span, problem+json for every error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestScope;
+
+impl<E: Endpoint> Middleware<E> for RequestScope {
+    type Output = RequestScopeEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RequestScopeEndpoint { inner }
+    }
+}
+
+#[derive(Debug)]
+pub struct RequestScopeEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+        let request_id = RequestId::of(&request);
+        let path = request.uri().path().to_owned();
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id.0,
+            method = %request.method(),
+            path = %path,
+            role = tracing::field::Empty,
+            subject = tracing::field::Empty,
+        );
+        request.extensions_mut().insert(request_id.clone());
+        async move {
+            let started = Instant::now();
+            // A panic in a handler becomes a 500 with the request id, not a dropped connection.
+            let outcome = AssertUnwindSafe(self.inner.call(request))
+                .catch_unwind()
+                .await;
+            let mut response = match outcome {
+                Ok(Ok(output)) => output.into_response(),
+                Ok(Err(err)) => ApiError::from_poem(err).into_response(&path, &request_id.0),
+                Err(_) => {
+                    tracing::error!("the handler panicked");
+                    ApiError::Internal.into_response(&path, &request_id.0)
+                }
+            };
+            if let Ok(value) = HeaderValue::from_str(&request_id.0) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            tracing::info!(
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "request finished"
+            );
+            Ok(response)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Verifies the bearer token once per request.
+#[derive(Debug, Clone)]
+pub struct Authenticate {
+    authority: Arc<TokenAuthority>,
+}
+
+impl Authenticate {
+    pub fn new(authority: Arc<TokenAuthority>) -> Self {
+        Authenticate { authority }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Authenticate {
+    type Output = AuthenticateEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        AuthenticateEndpoint {
+            inner,
+            authority: self.authority.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct AuthenticateEndpoint<E> {
+    inner: E,
+    authority: Arc<TokenAuthority>,
+}
+
+impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut request: Request) -> poem::Result<Self::Output> {
+        if let Some(header) = request.headers().get(AUTHORIZATION) {
+            let verdict = match header.to_str().ok().and_then(bearer_token) {
+                Some(token) => self.authority.verify(token),
+                None => Err(AuthError::Invalid(
+                    "the Authorization header is not `Bearer <JWT>`".into(),
+                )),
+            };
+            if let Ok(principal) = &verdict {
+                let span = tracing::Span::current();
+                span.record("role", crate::auth::role_name(principal.role));
+                span.record("subject", principal.subject.as_str());
+            }
+            request.extensions_mut().insert(Authentication(verdict));
+        }
+        self.inner.call(request).await
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whose budget a request spends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RateLimitKey {
+    Subject(String),
+    Peer(String),
+}
+
+type KeyedLimiter = RateLimiter<
+    RateLimitKey,
+    DefaultKeyedStateStore<RateLimitKey>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+/// Above this many remembered callers, those whose budget is full again are forgotten.
+const RATE_LIMIT_KEYS_KEPT: usize = 10_000;
+
+/// Per-principal rate limiting (GCRA, from `governor`).
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    limiter: Arc<KeyedLimiter>,
+}
+
+impl RateLimit {
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        let quota = Quota::per_second(per_second).allow_burst(burst);
+        RateLimit {
+            limiter: Arc::new(
+                RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+            ),
+        }
+    }
+
+    pub fn from_config(limits: &LimitsConfig) -> Self {
+        RateLimit::new(limits.rate_limit_per_second, limits.rate_limit_burst)
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for RateLimit {
+    type Output = RateLimitEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RateLimitEndpoint {
+            inner,
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RateLimitEndpoint<E> {
+    inner: E,
+    limiter: Arc<KeyedLimiter>,
+}
+
+impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        let key = match request.extensions().get::<Authentication>() {
+            Some(Authentication(Ok(principal))) => RateLimitKey::Subject(principal.subject.clone()),
+            _ => RateLimitKey::Peer(request.remote_addr().as_socket_addr().map_or_else(
+                || request.remote_addr().to_string(),
+                |addr| addr.ip().to_string(),
+            )),
+        };
+        if self.limiter.len() > RATE_LIMIT_KEYS_KEPT {
+            self.limiter.retain_recent();
+        }
+        let snapshot = self
+            .limiter
+            .check_key(&key)
+            .map_err(|not_until| ApiError::RateLimited {
+                limit: not_until.quota().burst_size().get(),
+                retry_after: not_until.wait_time_from(self.limiter.clock().now()),
+            })?;
+        let quota = snapshot.quota();
+        let remaining = snapshot.remaining_burst_capacity();
+        let used = quota.burst_size().get().saturating_sub(remaining);
+        let reset = retry_after_secs(quota.replenish_interval() * used);
+        let mut response = self.inner.call(request).await?.into_response();
+        let headers = response.headers_mut();
+        headers.insert("ratelimit-limit", quota.burst_size().get().into());
+        headers.insert("ratelimit-remaining", remaining.into());
+        headers.insert("ratelimit-reset", reset.into());
+        Ok(response)
+    }
+}
+
+/// Reads the body up to a limit and fingerprints the request.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit {
+    max_bytes: usize,
+}
+
+impl BodyLimit {
+    pub fn new(max_bytes: usize) -> Self {
+        BodyLimit { max_bytes }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for BodyLimit {
+    type Output = BodyLimitEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        BodyLimitEndpoint {
+            inner,
+            max_bytes: self.max_bytes,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct BodyLimitEndpoint<E> {
+    inner: E,
+    max_bytes: usize,
+}
+
+impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut request: Request) -> poem::Result<Self::Output> {
+        let too_large = ApiError::PayloadTooLarge {
+            limit_bytes: self.max_bytes,
+        };
+        // A declared length over the limit is refused before reading a byte; a body without
+        // one (chunked) is cut off at the limit.
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.max_bytes as u64) {
+            return Err(too_large.into());
+        }
+        let body = request
+            .take_body()
+            .into_bytes_limit(self.max_bytes)
+            .await
+            .map_err(|err| match err {
+                ReadBodyError::PayloadTooLarge => too_large,
+                other => ApiError::Malformed(format!("the body could not be read: {other}")),
+            })?;
+        let fingerprint = RequestFingerprint::of(&request, &body);
+        request.extensions_mut().insert(fingerprint);
+        request.set_body(body);
+        self.inner.call(request).await
+    }
+}

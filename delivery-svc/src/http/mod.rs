@@ -1,0 +1,88 @@
+//! The HTTP surface: the OpenAPI operations ([`api`]), their bodies ([`bodies`]), how
+//! domain values cross the wire ([`wire`]), and what wraps every request ([`middleware`]).
+//!
+//! Routes: the API under `/v1`, the probes `/healthz` and `/readyz`, the spec at
+//! `/openapi.json` and `/openapi.yaml`, Swagger UI at `/docs`.
+
+pub mod api;
+pub mod bodies;
+pub mod middleware;
+pub mod wire;
+
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, Response, Route};
+use poem_openapi::{ExtraHeader, OpenApiService};
+use sea_orm::DatabaseConnection;
+
+use self::api::{DeliveryApi, OperationsApi};
+use self::middleware::{Authenticate, BodyLimit, RateLimit, RequestScope};
+use crate::auth::TokenAuthority;
+use crate::commands::Deliveries;
+use crate::config::LimitsConfig;
+
+const DESCRIPTION: &str = "\
+The delivery orders of an online bookstore as a state machine (graph.yaml): created when a \
+payment succeeds, moved along the graph by the partner, the customer and operators.
+
+Every request but the probes needs an OAuth2 bearer JWT whose `role` claim is one of \
+customer, partner, operator, service, admin (see docs/security.md for who may call what). \
+Every error is `application/problem+json` (RFC 9457) with the request's `request_id`. \
+Every POST takes an optional `Idempotency-Key`. Requests are rate limited per principal.";
+
+type Apis = (DeliveryApi, OperationsApi);
+
+fn api_service(deliveries: Deliveries) -> OpenApiService<Apis, ()> {
+    let apis = (
+        DeliveryApi {
+            deliveries: deliveries.clone(),
+        },
+        OperationsApi { deliveries },
+    );
+    OpenApiService::new(apis, "Delivery service", env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION)
+        .extra_request_header::<Option<String>, _>(ExtraHeader::new("X-Request-Id").description(
+            "Your id for the request (1 to 128 of A-Z a-z 0-9 - _ . :); one is made when absent.",
+        ))
+        .extra_response_header::<String, _>(
+            ExtraHeader::new("X-Request-Id")
+                .description("The request's id, as in logs and problems."),
+        )
+        .extra_response_header::<Option<u32>, _>(
+            ExtraHeader::new("RateLimit-Limit").description("Requests allowed in a burst."),
+        )
+        .extra_response_header::<Option<u32>, _>(
+            ExtraHeader::new("RateLimit-Remaining").description("Requests left now."),
+        )
+        .extra_response_header::<Option<u64>, _>(
+            ExtraHeader::new("RateLimit-Reset")
+                .description("Seconds until the full burst is available again."),
+        )
+}
+
+/// The OpenAPI document as JSON. Needs no database: the operations are only described.
+pub fn openapi_json() -> String {
+    api_service(Deliveries::new(
+        DatabaseConnection::Disconnected,
+        String::new(),
+    ))
+    .spec()
+}
+
+/// The whole HTTP surface over `deliveries`, with its middleware.
+pub fn endpoint(
+    deliveries: Deliveries,
+    authority: Arc<TokenAuthority>,
+    limits: &LimitsConfig,
+) -> impl Endpoint<Output = Response> + 'static {
+    let api = api_service(deliveries);
+    Route::new()
+        .at("/openapi.json", api.spec_endpoint())
+        .at("/openapi.yaml", api.spec_endpoint_yaml())
+        .nest("/docs", api.swagger_ui())
+        .nest("/", api)
+        .with(BodyLimit::new(limits.max_body_bytes))
+        .with(RateLimit::from_config(limits))
+        .with(Authenticate::new(authority))
+        .with(RequestScope)
+}

@@ -1,0 +1,231 @@
+//! How domain values and JSON bodies cross the wire.
+//!
+//! [`Wire<T>`] carries a delivery-core value (a validated text value such as
+//! `PartnerOrderNumber`, or an enum of graph.yaml such as `FailureReason`) as a JSON string
+//! or a path/query parameter. Parsing goes through the domain's own parser, so a request
+//! holding an invalid value never reaches a handler, and the OpenAPI schema is named after
+//! the domain type, with the enum values graph.yaml defines: a value added there shows up
+//! in the spec without an edit here.
+//!
+//! [`JsonBody<T>`] is the request body: JSON that does not parse is 400 (malformed), JSON
+//! that does not fit the schema or holds an invalid value is 422 (invalid input), both as
+//! problem+json.
+
+use std::borrow::Cow;
+
+use delivery_core::{
+    CountryCode, CustomerId, DeliveryId, DeliveryState, DisputeReason, FailureReason, Format,
+    InvalidValue, Line, OperatorId, OrderingId, PartnerOrderNumber, PaymentId, ProductId,
+    Resolution, Text, Transition,
+};
+use poem::{Request, RequestBody};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{
+    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// A domain value on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire<T>(pub T);
+
+/// A domain type that travels as a string.
+pub trait WireValue: Sized + Send + Sync + 'static {
+    /// The schema's name in the OpenAPI spec.
+    const SCHEMA: &'static str;
+    const DESCRIPTION: &'static str;
+    /// The OpenAPI `format` of the string, if it has one.
+    const FORMAT: Option<&'static str> = None;
+    /// The only values allowed, for enums; empty for free-form values.
+    fn enum_values() -> Vec<&'static str> {
+        Vec::new()
+    }
+    fn parse(raw: &str) -> Result<Self, InvalidValue>;
+    fn to_wire(&self) -> String;
+}
+
+/// Text values: parsed by their own `parse`.
+macro_rules! text_values {
+    ($($ty:ident: $description:literal;)*) => {$(
+        impl WireValue for $ty {
+            const SCHEMA: &'static str = stringify!($ty);
+            const DESCRIPTION: &'static str = $description;
+            fn parse(raw: &str) -> Result<Self, InvalidValue> {
+                $ty::parse(raw)
+            }
+            fn to_wire(&self) -> String {
+                self.as_str().to_owned()
+            }
+        }
+    )*};
+}
+
+text_values! {
+    PartnerOrderNumber: "The delivery partner's own number for a delivery order: 1 to 64 ASCII letters, digits, `-`, `_`, `.` or `/`.";
+    OperatorId: "An operator's identifier: not blank, at most 128 characters, one line.";
+    OrderingId: "The ordering domain's id of an ordering: not blank, at most 128 characters, one line.";
+    CustomerId: "The customer domain's id of a customer: not blank, at most 128 characters, one line.";
+    PaymentId: "The payment domain's id of a payment: not blank, at most 128 characters, one line.";
+    ProductId: "The product domain's id of a product: not blank, at most 128 characters, one line.";
+    Text: "Free text written by a person: not blank, at most 2000 characters.";
+    Line: "A single line of an address or a title: not blank, at most 200 characters.";
+    CountryCode: "An ISO 3166-1 alpha-2 country code, e.g. `GB`.";
+}
+
+/// graph.yaml's enums: their `ALL` values by `name()`.
+macro_rules! graph_enums {
+    ($($ty:ident: $description:literal;)*) => {$(
+        impl WireValue for $ty {
+            const SCHEMA: &'static str = stringify!($ty);
+            const DESCRIPTION: &'static str = $description;
+            fn enum_values() -> Vec<&'static str> {
+                $ty::ALL.iter().map(|value| value.name()).collect()
+            }
+            fn parse(raw: &str) -> Result<Self, InvalidValue> {
+                raw.parse()
+            }
+            fn to_wire(&self) -> String {
+                self.name().to_owned()
+            }
+        }
+    )*};
+}
+
+graph_enums! {
+    DeliveryState: "A state of the delivery graph (graph.yaml).";
+    Transition: "A transition of the delivery graph (graph.yaml).";
+    FailureReason: "Why a delivery failed, drawn from the delivery partners' own failure codes.";
+    DisputeReason: "What a customer may dispute about a delivery the partner reported delivered.";
+    Resolution: "How an operator closes a failed delivery: REDELIVER makes a new delivery order.";
+}
+
+impl WireValue for DeliveryId {
+    const SCHEMA: &'static str = "DeliveryId";
+    const DESCRIPTION: &'static str = "Our id of a delivery order.";
+    const FORMAT: Option<&'static str> = Some("uuid");
+    fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        raw.parse()
+    }
+    fn to_wire(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl WireValue for Format {
+    const SCHEMA: &'static str = "Format";
+    const DESCRIPTION: &'static str = "A product's format: only PHYSICAL lines are delivered.";
+    fn enum_values() -> Vec<&'static str> {
+        vec!["PHYSICAL", "EBOOK"]
+    }
+    fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        match raw {
+            "PHYSICAL" => Ok(Format::Physical),
+            "EBOOK" => Ok(Format::Ebook),
+            _ => Err(InvalidValue {
+                what: "format",
+                why: format!("{raw:?} is not one of PHYSICAL, EBOOK"),
+            }),
+        }
+    }
+    fn to_wire(&self) -> String {
+        match self {
+            Format::Physical => "PHYSICAL",
+            Format::Ebook => "EBOOK",
+        }
+        .to_owned()
+    }
+}
+
+impl<T: WireValue> Type for Wire<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        T::SCHEMA.into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(T::SCHEMA.into())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>(T::SCHEMA.into(), |_| MetaSchema {
+            description: Some(T::DESCRIPTION),
+            format: T::FORMAT,
+            enum_items: T::enum_values().into_iter().map(Value::from).collect(),
+            ..MetaSchema::new("string")
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl<T: WireValue> ParseFromJSON for Wire<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(raw) => Self::parse_from_parameter(&raw),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl<T: WireValue> ParseFromParameter for Wire<T> {
+    fn parse_from_parameter(raw: &str) -> ParseResult<Self> {
+        T::parse(raw).map(Wire).map_err(ParseError::custom)
+    }
+}
+
+impl<T: WireValue> ToJSON for Wire<T> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.to_wire()))
+    }
+}
+
+/// A JSON request body, parsed into `T`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn check_content_type(content_type: &str) -> bool {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/json")
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let bytes = <Vec<u8> as poem::FromRequest>::from_request(request, body).await?;
+        let json: Value = serde_json::from_slice(&bytes)
+            .map_err(|err| ApiError::Malformed(format!("the body is not valid JSON: {err}")))?;
+        let parsed =
+            T::parse_from_json(Some(json)).map_err(|err| ApiError::Invalid(err.into_message()))?;
+        Ok(JsonBody(parsed))
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: ParseFromJSON);

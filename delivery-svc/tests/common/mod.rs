@@ -1,0 +1,404 @@
+//! What the HTTP tests share: the service in-process behind `poem::test::TestClient`, on a
+//! fresh database per test, tokens for every role, and the graph-driven helpers that put a
+//! delivery in any state.
+//!
+//! Databases: every test runs on SQLite (a file in a temporary directory), then on
+//! PostgreSQL when `TEST_POSTGRES_URL` is set. On PostgreSQL each test gets a schema of its
+//! own (`http_<uuid>`, made with `CREATE SCHEMA` and selected through the connection's
+//! `search_path`), dropped when the test ends: tests run in parallel and can be rerun, and
+//! nothing is shared with other test binaries. Without `TEST_POSTGRES_URL` the test prints
+//! `skipping PostgreSQL: TEST_POSTGRES_URL not set`; with `REQUIRE_SERVICES` set (CI), that
+//! fails the test instead.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+
+use chrono::{Duration, Utc};
+use delivery_core::{DeliveryState, Transition};
+use delivery_svc::app::App;
+use delivery_svc::auth::{TokenSigner, transition_roles};
+use delivery_svc::config::{Config, JwtConfig, LimitsConfig, LogConfig, LogFormat};
+use delivery_svc::domain::{Principal, PrincipalRole};
+use poem::endpoint::BoxEndpoint;
+use poem::http::{HeaderMap, Method, StatusCode};
+use poem::test::TestClient;
+use poem::{EndpointExt, Response};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+
+/// The HS256 secret of the tests' tokens.
+pub const SECRET: &str = "a test secret of at least thirty-two bytes";
+/// The partner every delivery is assigned to.
+pub const PARTNER: &str = "simulated";
+/// The customer of every delivery the helpers create.
+pub const CUSTOMER: &str = "cust-1";
+
+/// Limits that no functional test reaches.
+pub fn generous_limits() -> LimitsConfig {
+    LimitsConfig {
+        rate_limit_per_second: NonZeroU32::new(10_000).expect("not zero"),
+        rate_limit_burst: NonZeroU32::new(10_000).expect("not zero"),
+        max_body_bytes: 64 * 1024,
+    }
+}
+
+/// The configuration of a test service on `database_url`.
+pub fn config(database_url: String, limits: LimitsConfig) -> Config {
+    Config {
+        database_url,
+        bind: "127.0.0.1:0".parse().expect("an address"),
+        jwt: jwt_config(Some(SECRET.into())),
+        limits,
+        default_partner: PARTNER.into(),
+        log: LogConfig {
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+        },
+        amqp_url: None,
+        redis_url: None,
+    }
+}
+
+pub fn jwt_config(secret: Option<String>) -> JwtConfig {
+    JwtConfig {
+        jwt_secret: secret,
+        jwt_public_key_file: None,
+        jwt_issuer: "delivery-svc".into(),
+        jwt_audience: "delivery-api".into(),
+    }
+}
+
+/// Runs `test` against a fresh service on SQLite, then on PostgreSQL (see the module docs).
+pub async fn on_every_backend(test: impl AsyncFn(&TestApp)) {
+    on_every_backend_with(generous_limits(), test).await;
+}
+
+pub async fn on_every_backend_with(limits: LimitsConfig, test: impl AsyncFn(&TestApp)) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("http.db").display());
+    println!("on SQLite");
+    let app = TestApp::start(config(url, limits.clone())).await;
+    test(&app).await;
+    app.close().await;
+
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("REQUIRE_SERVICES").is_none(),
+            "REQUIRE_SERVICES is set but TEST_POSTGRES_URL is not"
+        );
+        println!("skipping PostgreSQL: TEST_POSTGRES_URL not set");
+        return;
+    };
+    let schema = PostgresSchema::create(&admin_url).await;
+    println!("on PostgreSQL, schema {}", schema.name);
+    let app = TestApp::start(config(schema.url.clone(), limits)).await;
+    test(&app).await;
+    app.close().await;
+    schema.drop().await;
+}
+
+/// A schema of one test's own on the PostgreSQL server.
+struct PostgresSchema {
+    admin: DatabaseConnection,
+    name: String,
+    /// `TEST_POSTGRES_URL` with this schema as the search path.
+    url: String,
+}
+
+impl PostgresSchema {
+    async fn create(admin_url: &str) -> PostgresSchema {
+        let name = format!("http_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url)
+            .await
+            .expect("PostgreSQL reachable");
+        admin
+            .execute_unprepared(&format!("CREATE SCHEMA {name}"))
+            .await
+            .expect("a test schema");
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+        PostgresSchema { admin, name, url }
+    }
+
+    async fn drop(self) {
+        self.admin
+            .execute_unprepared(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .expect("drop the test schema");
+        self.admin
+            .close()
+            .await
+            .expect("close the admin connection");
+    }
+}
+
+/// The service in-process, and tokens to call it with.
+pub struct TestApp {
+    pub client: TestClient<BoxEndpoint<'static, Response>>,
+    signer: TokenSigner,
+    db: DatabaseConnection,
+}
+
+impl TestApp {
+    pub async fn start(config: Config) -> TestApp {
+        let signer = TokenSigner::hs256(SECRET.as_bytes(), &config.jwt);
+        let app = App::new(config).await.expect("the service starts");
+        TestApp {
+            client: TestClient::new(app.endpoint().boxed()),
+            signer,
+            db: app.deliveries().db().clone(),
+        }
+    }
+
+    async fn close(self) {
+        self.db.close().await.expect("close the pool");
+    }
+
+    /// Closes the service's connection pool under it: every query fails from now on.
+    pub async fn break_database(&self) {
+        self.db.clone().close().await.expect("close the pool");
+    }
+
+    /// A valid token for `principal`.
+    pub fn token(&self, principal: &Principal) -> String {
+        self.signer
+            .mint(principal, Utc::now(), Duration::hours(1))
+            .expect("a token")
+    }
+
+    /// A token for `principal` that expired an hour ago.
+    pub fn expired_token(&self, principal: &Principal) -> String {
+        self.signer
+            .mint(
+                principal,
+                Utc::now() - Duration::hours(2),
+                Duration::hours(1),
+            )
+            .expect("a token")
+    }
+
+    /// Sends a request; `token` and `body` (JSON) are optional.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            request = request.body_json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::read(request.send().await.0).await
+    }
+
+    pub async fn get(&self, path: &str, who: &Principal) -> Reply {
+        self.send(Method::GET, path, Some(&self.token(who)), None, &[])
+            .await
+    }
+
+    pub async fn post(&self, path: &str, who: &Principal, body: &Value) -> Reply {
+        self.send(Method::POST, path, Some(&self.token(who)), Some(body), &[])
+            .await
+    }
+
+    /// Reports a payment for a new ordering of [`CUSTOMER`] with one physical book; returns
+    /// the new delivery's id.
+    pub async fn create_delivery(&self) -> String {
+        let reply = self
+            .post(
+                "/v1/payment-events",
+                &principal(PrincipalRole::Service),
+                &payment_event(&new_id("ord"), &["PHYSICAL"]),
+            )
+            .await;
+        reply.assert_status(StatusCode::CREATED);
+        reply.json["delivery_id"]
+            .as_str()
+            .expect("a delivery id")
+            .to_owned()
+    }
+
+    /// Makes `transition` on delivery `id` as `who`, with [`sample_transition`]'s body.
+    pub async fn transition(&self, id: &str, transition: Transition, who: &Principal) -> Reply {
+        self.post(
+            &format!("/v1/deliveries/{id}/transitions"),
+            who,
+            &sample_transition(transition),
+        )
+        .await
+    }
+
+    /// A new delivery, moved to `state` along the graph's shortest path.
+    pub async fn delivery_in(&self, state: DeliveryState) -> String {
+        let id = self.create_delivery().await;
+        for transition in path_to(state) {
+            let reply = self
+                .transition(&id, transition, &principal(maker(transition)))
+                .await;
+            reply.assert_status(StatusCode::OK);
+        }
+        id
+    }
+}
+
+/// A response, its body read as JSON (`null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+}
+
+impl Reply {
+    pub async fn read(response: Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .into_vec()
+            .await
+            .expect("a readable body");
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+                panic!(
+                    "{status}: body is not JSON ({err}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "{}", self.json);
+    }
+
+    /// Asserts an RFC 9457 problem of this status and kind (the last part of its `type`)
+    /// for the request at `path`, carrying the response's request id.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, kind: &str, path: &str) {
+        self.assert_status(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.json
+        );
+        assert_eq!(
+            self.json["type"],
+            format!("urn:delivery-svc:problem:{kind}"),
+            "{}",
+            self.json
+        );
+        assert_eq!(self.json["status"], status.as_u16(), "{}", self.json);
+        assert_eq!(self.json["instance"], path, "{}", self.json);
+        assert!(
+            self.json["title"].is_string() && self.json["detail"].is_string(),
+            "{}",
+            self.json
+        );
+        let request_id = self.header("x-request-id").expect("an X-Request-Id header");
+        assert_eq!(self.json["request_id"], request_id, "{}", self.json);
+    }
+}
+
+/// A unique id with a readable prefix.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The principal the tests use for `role`: the customer is [`CUSTOMER`], the partner
+/// [`PARTNER`], the owners of every delivery the helpers create.
+pub fn principal(role: PrincipalRole) -> Principal {
+    Principal {
+        role,
+        subject: format!("test-{}", delivery_svc::auth::role_name(role)),
+        customer_id: (role == PrincipalRole::Customer)
+            .then(|| CUSTOMER.parse().expect("a customer id")),
+        partner_id: (role == PrincipalRole::Partner).then(|| PARTNER.to_owned()),
+    }
+}
+
+/// A `payment.succeeded` event for `ordering_id` of [`CUSTOMER`], one line per format.
+pub fn payment_event(ordering_id: &str, formats: &[&str]) -> Value {
+    let lines: Vec<Value> = formats
+        .iter()
+        .enumerate()
+        .map(|(n, format)| {
+            json!({"product_id": format!("isbn-{n}"), "title": "Pride and Prejudice", "format": format, "quantity": 1})
+        })
+        .collect();
+    json!({
+        "event_id": uuid::Uuid::new_v4(),
+        "type": "payment.succeeded",
+        "occurred_at": "2026-11-24T12:00:00Z",
+        "payment_id": new_id("pay"),
+        "ordering_id": ordering_id,
+        "customer_id": CUSTOMER,
+        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+        "lines": lines,
+    })
+}
+
+/// A valid request body for `transition`. A transition added to graph.yaml fails to compile
+/// here until the tests know its payload.
+pub fn sample_transition(transition: Transition) -> Value {
+    match transition {
+        Transition::PickUp => {
+            json!({"transition": "pick_up", "partner_order_number": new_id("DX")})
+        }
+        Transition::Fail => {
+            json!({"transition": "fail", "reason": "RECIPIENT_UNAVAILABLE", "detail": "Nobody home."})
+        }
+        Transition::Deliver => {
+            json!({"transition": "deliver", "delivered_at": "2026-11-24T15:00:00Z"})
+        }
+        Transition::ConfirmReceipt => json!({"transition": "confirm_receipt"}),
+        Transition::Dispute => json!({"transition": "dispute", "reason": "NOT_RECEIVED"}),
+        Transition::Escalate => json!({"transition": "escalate", "assignee": "op-ada"}),
+        Transition::Resolve => json!({"transition": "resolve", "resolution": "REFUND"}),
+    }
+}
+
+/// The first role graph.yaml lets make `transition` (through the RBAC mapping).
+pub fn maker(transition: Transition) -> PrincipalRole {
+    transition_roles(transition)[0]
+}
+
+/// The shortest path of transitions from CREATED to `state`, found in the graph itself.
+pub fn path_to(state: DeliveryState) -> Vec<Transition> {
+    let mut paths = VecDeque::from([(DeliveryState::Created, Vec::new())]);
+    while let Some((at, path)) = paths.pop_front() {
+        if at == state {
+            return path;
+        }
+        for transition in at.allowed_transitions() {
+            let mut longer = path.clone();
+            longer.push(*transition);
+            paths.push_back((transition.target(), longer));
+        }
+    }
+    panic!("{state} cannot be reached from CREATED")
+}

@@ -1,0 +1,345 @@
+//! Every way a request can fail comes back as RFC 9457 problem+json with the right status,
+//! including the failures poem itself detects before a handler runs.
+
+mod common;
+
+use std::num::NonZeroU32;
+
+use common::{TestApp, generous_limits, on_every_backend, on_every_backend_with, principal};
+use delivery_svc::config::LimitsConfig;
+use delivery_svc::domain::PrincipalRole::{Admin, Operator, Partner, Service};
+use poem::http::{Method, StatusCode};
+use serde_json::json;
+
+async fn raw_post(
+    app: &TestApp,
+    path: &str,
+    body: &'static str,
+    content_type: Option<&str>,
+) -> common::Reply {
+    let mut request = app
+        .client
+        .post(path)
+        .header(
+            "authorization",
+            format!("Bearer {}", app.token(&principal(Partner))),
+        )
+        .body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    common::Reply::read(request.send().await.0).await
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_are_400_and_invalid_ones_422() {
+    on_every_backend(async |app| {
+        let id = app.create_delivery().await;
+        let path = format!("/v1/deliveries/{id}/transitions");
+        let json_type = Some("application/json");
+
+        raw_post(app, &path, "{\"transition\": \"pick_up\"", json_type)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "malformed-request", &path);
+        raw_post(app, &path, "", json_type).await.assert_problem(
+            StatusCode::BAD_REQUEST,
+            "malformed-request",
+            &path,
+        );
+        raw_post(app, &path, "{\"transition\": \"pick_up\"}", None)
+            .await
+            .assert_problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                &path,
+            );
+
+        let partner = principal(Partner);
+        for invalid in [
+            json!({"transition": "pick_up"}),
+            json!({"transition": "pick_up", "partner_order_number": " DX-1"}),
+            json!({"transition": "pick_up", "partner_order_number": "DX 1"}),
+            json!({"transition": "fail", "reason": "ON_FIRE"}),
+            json!({"transition": "fail", "reason": "OTHER", "detail": "   "}),
+            json!({"transition": "deliver", "delivered_at": "yesterday"}),
+            json!({"transition": "teleport"}),
+            json!({"partner_order_number": "DX-1"}),
+            json!(["pick_up"]),
+        ] {
+            let reply = app.post(&path, &partner, &invalid).await;
+            reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &path);
+        }
+
+        let mut event = common::payment_event("ord-1", &["PHYSICAL"]);
+        event["lines"][0]["quantity"] = json!(0);
+        event["shipping_address"]["country"] = json!("Britain");
+        app.post("/v1/payment-events", &principal(Service), &event)
+            .await
+            .assert_problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-input",
+                "/v1/payment-events",
+            );
+
+        let unchanged = app.get(&format!("/v1/deliveries/{id}"), &partner).await;
+        assert_eq!(unchanged.json["state"], "CREATED");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_ids_routes_methods_and_bad_parameters_are_problems() {
+    on_every_backend(async |app| {
+        let operator = principal(Operator);
+        let unknown = format!("/v1/deliveries/{}", uuid::Uuid::new_v4());
+        app.get(&unknown, &operator).await.assert_problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &unknown,
+        );
+        let transitions = format!("{unknown}/transitions");
+        app.post(&transitions, &operator, &json!({"transition": "escalate"}))
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not-found", &transitions);
+
+        app.get("/v1/nothing-here", &operator).await.assert_problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "/v1/nothing-here",
+        );
+        app.send(
+            Method::DELETE,
+            "/v1/graph",
+            Some(&app.token(&operator)),
+            None,
+            &[],
+        )
+        .await
+        .assert_problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "/v1/graph",
+        );
+        app.get("/v1/deliveries/not-a-uuid", &operator)
+            .await
+            .assert_problem(
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "/v1/deliveries/not-a-uuid",
+            );
+        app.get("/v1/deliveries?state=LOST_IN_SPACE", &operator)
+            .await
+            .assert_problem(
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "/v1/deliveries",
+            );
+        app.get("/v1/deliveries?limit=0", &operator)
+            .await
+            .assert_problem(
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "/v1/deliveries",
+            );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_whether_declared_or_streamed() {
+    let limits = LimitsConfig {
+        max_body_bytes: 1024,
+        ..generous_limits()
+    };
+    on_every_backend_with(limits, async |app| {
+        let id = app.create_delivery().await;
+        let path = format!("/v1/deliveries/{id}/transitions");
+        let oversized =
+            json!({"transition": "fail", "reason": "OTHER", "detail": "x".repeat(2000)});
+        app.post(&path, &principal(Partner), &oversized)
+            .await
+            .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", &path);
+
+        // No Content-Length: the body is cut off while it is read.
+        let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(vec![b' '; 2000])]);
+        let streamed = app
+            .client
+            .post(&path)
+            .header(
+                "authorization",
+                format!("Bearer {}", app.token(&principal(Partner))),
+            )
+            .content_type("application/json")
+            .body(poem::Body::from_bytes_stream(chunks))
+            .send()
+            .await;
+        common::Reply::read(streamed.0).await.assert_problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            &path,
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn missing_expired_tampered_and_foreign_tokens_are_401_with_a_bearer_challenge() {
+    on_every_backend(async |app| {
+        let path = "/v1/graph";
+        let missing = app.send(Method::GET, path, None, None, &[]).await;
+        missing.assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated", path);
+        assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+
+        let valid = app.token(&principal(Operator));
+        let mut tampered = valid.clone();
+        let last = tampered.pop().expect("a character");
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        // An operator's signature under an admin's claims.
+        let admin = app.token(&principal(Admin));
+        let forged_claims = [
+            valid.split('.').next(),
+            admin.split('.').nth(1),
+            valid.split('.').nth(2),
+        ]
+        .map(|part| part.expect("three parts"))
+        .join(".");
+        let foreign_audience = {
+            let config = delivery_svc::config::JwtConfig {
+                jwt_audience: "someone-else".into(),
+                ..common::jwt_config(Some(common::SECRET.into()))
+            };
+            delivery_svc::auth::TokenSigner::hs256(common::SECRET.as_bytes(), &config)
+                .mint(
+                    &principal(Operator),
+                    chrono::Utc::now(),
+                    chrono::Duration::hours(1),
+                )
+                .expect("a token")
+        };
+        for token in [
+            app.expired_token(&principal(Operator)),
+            tampered,
+            forged_claims,
+            foreign_audience,
+            "not-a-jwt".to_owned(),
+        ] {
+            let reply = app.send(Method::GET, path, Some(&token), None, &[]).await;
+            reply.assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated", path);
+            let challenge = reply.header("www-authenticate").expect("a challenge");
+            assert!(
+                challenge.starts_with("Bearer error=\"invalid_token\""),
+                "{challenge}"
+            );
+        }
+        let expired = app
+            .send(
+                Method::GET,
+                path,
+                Some(&app.expired_token(&principal(Operator))),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(expired.json["detail"], "the token has expired");
+
+        app.send(Method::GET, path, Some(&valid), None, &[])
+            .await
+            .assert_status(StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_principal_over_its_rate_limit_gets_429_with_retry_after() {
+    let limits = LimitsConfig {
+        rate_limit_per_second: NonZeroU32::new(1).expect("not zero"),
+        rate_limit_burst: NonZeroU32::new(2).expect("not zero"),
+        ..generous_limits()
+    };
+    on_every_backend_with(limits, async |app| {
+        let operator = principal(Operator);
+        let first = app.get("/v1/graph", &operator).await;
+        first.assert_status(StatusCode::OK);
+        assert_eq!(first.header("ratelimit-limit"), Some("2"));
+        assert_eq!(first.header("ratelimit-remaining"), Some("1"));
+        app.get("/v1/graph", &operator)
+            .await
+            .assert_status(StatusCode::OK);
+
+        let limited = app.get("/v1/graph", &operator).await;
+        limited.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "/v1/graph");
+        let retry_after: u64 = limited
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .expect("seconds");
+        assert!((1..=2).contains(&retry_after), "{retry_after}");
+        assert_eq!(limited.header("ratelimit-limit"), Some("2"));
+        assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+        assert!(limited.header("ratelimit-reset").is_some());
+
+        // The budget is the principal's: another one still has its own.
+        app.get("/v1/graph", &principal(Partner))
+            .await
+            .assert_status(StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_callers_request_id_is_used_and_a_made_up_one_is_replaced() {
+    on_every_backend(async |app| {
+        let path = format!("/v1/deliveries/{}", uuid::Uuid::new_v4());
+        let token = app.token(&principal(Operator));
+        let given = app
+            .send(
+                Method::GET,
+                &path,
+                Some(&token),
+                None,
+                &[("x-request-id", "trace-42")],
+            )
+            .await;
+        assert_eq!(given.header("x-request-id"), Some("trace-42"));
+        given.assert_problem(StatusCode::NOT_FOUND, "not-found", &path);
+
+        let hostile = app
+            .send(
+                Method::GET,
+                &path,
+                Some(&token),
+                None,
+                &[("x-request-id", "a b\"c")],
+            )
+            .await;
+        let replaced = hostile.header("x-request-id").expect("a request id");
+        assert!(uuid::Uuid::parse_str(replaced).is_ok(), "{replaced}");
+
+        let ok = app.send(Method::GET, "/healthz", None, None, &[]).await;
+        ok.assert_status(StatusCode::OK);
+        assert!(ok.header("x-request-id").is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_database_failure_is_a_500_that_tells_nothing_and_makes_the_service_unready() {
+    on_every_backend(async |app| {
+        let id = app.create_delivery().await;
+        app.break_database().await;
+        let path = format!("/v1/deliveries/{id}");
+        let reply = app.get(&path, &principal(Operator)).await;
+        reply.assert_problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", &path);
+        assert_eq!(
+            reply.json["detail"],
+            "an internal error occurred; report it with the request id"
+        );
+        app.send(Method::GET, "/readyz", None, None, &[])
+            .await
+            .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "/readyz");
+        app.send(Method::GET, "/healthz", None, None, &[])
+            .await
+            .assert_status(StatusCode::OK);
+    })
+    .await;
+}
