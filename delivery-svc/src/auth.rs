@@ -8,14 +8,14 @@
 //! - Authorisation by role: [`Operation::permission`] is the RBAC table, the one place that
 //!   says which role may call which endpoint; the HTTP layer enforces it, `docs/security.md`
 //!   shows it and the tests walk it cell by cell. Which transition a role may make comes from
-//!   graph.yaml through [`acts_as`]. Object-level rules (a customer only its own deliveries)
+//!   graph.yaml through [`PrincipalRole::graph_role`]. Object-level rules (a customer only its own deliveries)
 //!   are the domain layer's, in the same transaction as the change.
 
 use std::fmt;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
-use delivery_core::{ActorId, CustomerId, Role, Transition};
+use delivery_core::{ActorId, CustomerId, Transition};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use poem::Request;
@@ -400,24 +400,13 @@ pub const fn role_name(role: PrincipalRole) -> &'static str {
     }
 }
 
-/// The graph role (graph.yaml's `roles`) a principal acts as when it makes a transition;
-/// `None`: it makes none. Admins act as operators; services (payment, order management)
-/// only report payments and read, the graph's `system` role being the service itself.
-pub const fn acts_as(role: PrincipalRole) -> Option<Role> {
-    match role {
-        PrincipalRole::Customer => Some(Role::Customer),
-        PrincipalRole::Partner => Some(Role::Partner),
-        PrincipalRole::Operator | PrincipalRole::Admin => Some(Role::Operator),
-        PrincipalRole::Service => None,
-    }
-}
-
 /// The principal roles graph.yaml lets make `transition`.
 pub fn transition_roles(transition: Transition) -> Vec<PrincipalRole> {
     PRINCIPAL_ROLES
         .into_iter()
         .filter(|&role| {
-            acts_as(role).is_some_and(|graph_role| transition.roles().contains(&graph_role))
+            role.graph_role()
+                .is_some_and(|graph_role| transition.roles().contains(&graph_role))
         })
         .collect()
 }
@@ -449,7 +438,7 @@ pub struct Permission {
 
 /// The roles that may read deliveries: object-level rules narrow customers and partners.
 const READERS: &[PrincipalRole] = &[Customer, Partner, Operator, Service, Admin];
-/// The roles that act as some graph role ([`acts_as`]).
+/// The roles that act as some graph role ([`PrincipalRole::graph_role`]).
 const TRANSITION_MAKERS: &[PrincipalRole] = &[Customer, Partner, Operator, Admin];
 const OWN_DELIVERIES_ONLY: &str = "customer: only its own deliveries; partner: only those assigned to it; any other delivery is 404";
 

@@ -146,7 +146,7 @@ impl Deliveries {
         command: Command,
         ctx: &RequestContext,
     ) -> Result<TransitionOutcome, ServiceError> {
-        let role = graph_role(ctx.principal.role).ok_or_else(|| {
+        let role = ctx.principal.role.graph_role().ok_or_else(|| {
             ServiceError::Forbidden("service principals may not change a delivery".into())
         })?;
         // Read outside the write transaction (no lock held meanwhile); the save checks that
@@ -548,17 +548,6 @@ fn replay<T: DeserializeOwned>(
         ))
     })?;
     Ok(from_json("idempotency_key.response", response)?)
-}
-
-/// The graph role a principal acts in; `None` for service principals, which may not
-/// change a delivery.
-fn graph_role(role: PrincipalRole) -> Option<Role> {
-    match role {
-        PrincipalRole::Customer => Some(Role::Customer),
-        PrincipalRole::Partner => Some(Role::Partner),
-        PrincipalRole::Operator | PrincipalRole::Admin => Some(Role::Operator),
-        PrincipalRole::Service => None,
-    }
 }
 
 /// The caller, in `role`, now.

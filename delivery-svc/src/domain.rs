@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use delivery_core::{
     CustomerId, DeliveryId, DeliveryState, FailureReason, OrderLine, OrderingId, PaymentId,
-    Resolution, ShippingAddress, TransitionError,
+    Resolution, Role, ShippingAddress, TransitionError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,19 @@ pub enum PrincipalRole {
     Operator,
     Service,
     Admin,
+}
+
+impl PrincipalRole {
+    /// The graph role this principal acts in when it makes a transition: admins act as
+    /// operators, and service principals make none.
+    pub const fn graph_role(self) -> Option<Role> {
+        match self {
+            PrincipalRole::Customer => Some(Role::Customer),
+            PrincipalRole::Partner => Some(Role::Partner),
+            PrincipalRole::Operator | PrincipalRole::Admin => Some(Role::Operator),
+            PrincipalRole::Service => None,
+        }
+    }
 }
 
 /// An authenticated caller.

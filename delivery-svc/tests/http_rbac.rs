@@ -7,7 +7,7 @@ use common::{
     Reply, TestApp, maker, on_every_backend, payment_event, principal, sample_transition,
 };
 use delivery_core::{DeliveryState, Transition};
-use delivery_svc::auth::{Operation, PRINCIPAL_ROLES, acts_as, role_name, transition_roles};
+use delivery_svc::auth::{Operation, PRINCIPAL_ROLES, role_name, transition_roles};
 use delivery_svc::domain::{Principal, PrincipalRole};
 use poem::http::{Method, StatusCode};
 use serde_json::Value;
@@ -37,7 +37,7 @@ fn endpoint_matrix() -> String {
     table
 }
 
-/// The transition × role matrix (graph.yaml's roles through `acts_as`), as docs/security.md
+/// The transition × role matrix (graph.yaml's roles through `PrincipalRole::graph_role`), as docs/security.md
 /// shows it.
 fn transition_matrix() -> String {
     let roles: Vec<_> = PRINCIPAL_ROLES.map(role_name).into();
@@ -78,7 +78,7 @@ fn docs_security_md_shows_the_rbac_tables_the_code_enforces() {
 fn the_transition_endpoint_is_open_to_exactly_the_roles_that_act_in_the_graph() {
     let makers: Vec<_> = PRINCIPAL_ROLES
         .into_iter()
-        .filter(|&role| acts_as(role).is_some())
+        .filter(|&role| role.graph_role().is_some())
         .collect();
     assert_eq!(
         Operation::ApplyTransition.permission().roles,
@@ -182,7 +182,7 @@ async fn every_transition_lets_in_exactly_the_roles_graph_yaml_names() {
                 let id = app.delivery_in(transition.sources()[0]).await;
                 let reply = app.transition(&id, transition, &principal(role)).await;
                 let path = format!("/v1/deliveries/{id}/transitions");
-                match (may.contains(&role), acts_as(role)) {
+                match (may.contains(&role), role.graph_role()) {
                     (true, _) => reply.assert_status(StatusCode::OK),
                     // A role outside the graph never reaches it.
                     (false, None) => {
