@@ -43,31 +43,20 @@ fn resolve(resolution: Resolution) -> Command {
 }
 
 /// How many rows each table of the write side and the read side holds.
+/// How many rows table `E` holds.
+async fn rows<E: EntityTrait<Model: Sync>>(deliveries: &Deliveries) -> u64 {
+    E::find().count(deliveries.db()).await.expect("count")
+}
+
 async fn row_counts(deliveries: &Deliveries) -> [u64; 7] {
-    let db = deliveries.db();
     [
-        ordering::Entity::find().count(db).await.expect("count"),
-        delivery_order::Entity::find()
-            .count(db)
-            .await
-            .expect("count"),
-        delivery_event::Entity::find()
-            .count(db)
-            .await
-            .expect("count"),
-        outbox::Entity::find().count(db).await.expect("count"),
-        delivery_view::Entity::find()
-            .count(db)
-            .await
-            .expect("count"),
-        delivery_history::Entity::find()
-            .count(db)
-            .await
-            .expect("count"),
-        idempotency_key::Entity::find()
-            .count(db)
-            .await
-            .expect("count"),
+        rows::<ordering::Entity>(deliveries).await,
+        rows::<delivery_order::Entity>(deliveries).await,
+        rows::<delivery_event::Entity>(deliveries).await,
+        rows::<outbox::Entity>(deliveries).await,
+        rows::<delivery_view::Entity>(deliveries).await,
+        rows::<delivery_history::Entity>(deliveries).await,
+        rows::<idempotency_key::Entity>(deliveries).await,
     ]
 }
 
@@ -143,13 +132,7 @@ async fn a_payment_creates_a_delivery_order_in_created() {
         assert_eq!(message.payload["seq"], 1);
         assert_eq!(message.payload["to"], "CREATED");
         assert!(message.published_at.is_none());
-        assert_eq!(
-            ordering::Entity::find()
-                .count(deliveries.db())
-                .await
-                .expect("count"),
-            1
-        );
+        assert_eq!(rows::<ordering::Entity>(deliveries).await, 1);
     })
     .await;
 }
@@ -179,13 +162,7 @@ async fn the_same_payment_event_twice_creates_one_delivery_order() {
             }
         );
         assert_eq!(row_counts(deliveries).await, counts);
-        assert_eq!(
-            inbox::Entity::find()
-                .count(deliveries.db())
-                .await
-                .expect("count"),
-            1
-        );
+        assert_eq!(rows::<inbox::Entity>(deliveries).await, 1);
     })
     .await;
 }
@@ -221,13 +198,7 @@ async fn the_same_payment_event_delivered_concurrently_creates_one_delivery_orde
             already_handled.iter().all(|id| *id == Some(created[0])),
             "{already_handled:?}"
         );
-        assert_eq!(
-            delivery_order::Entity::find()
-                .count(deliveries.db())
-                .await
-                .expect("count"),
-            1
-        );
+        assert_eq!(rows::<delivery_order::Entity>(deliveries).await, 1);
     })
     .await;
 }
@@ -248,13 +219,7 @@ async fn an_ebook_only_ordering_gets_no_delivery_order() {
             .await
             .expect("ingested again");
         assert_eq!(again, PaymentOutcome::AlreadyHandled { delivery_id: None });
-        assert_eq!(
-            inbox::Entity::find()
-                .count(deliveries.db())
-                .await
-                .expect("count"),
-            1
-        );
+        assert_eq!(rows::<inbox::Entity>(deliveries).await, 1);
     })
     .await;
 }
@@ -675,13 +640,7 @@ async fn of_fifty_concurrent_conflicting_transitions_exactly_one_wins() {
         }
         assert_eq!(successes, 1);
         assert_eq!(event_seqs(deliveries, id).await, [1, 2]);
-        assert_eq!(
-            outbox::Entity::find()
-                .count(deliveries.db())
-                .await
-                .expect("count"),
-            2
-        );
+        assert_eq!(rows::<outbox::Entity>(deliveries).await, 2);
         let history = deliveries.history(id, &operator()).await.expect("history");
         assert_eq!(
             history.iter().map(|entry| entry.seq).collect::<Vec<_>>(),
@@ -793,13 +752,7 @@ async fn a_failed_request_stores_no_outcome_and_may_be_retried_with_its_key() {
             matches!(refused, Err(ServiceError::Transition(_))),
             "{refused:?}"
         );
-        assert_eq!(
-            idempotency_key::Entity::find()
-                .count(deliveries.db())
-                .await
-                .expect("count"),
-            0
-        );
+        assert_eq!(rows::<idempotency_key::Entity>(deliveries).await, 0);
 
         deliveries
             .transition(id, pick_up("DX-1"), &ctx(&partner(PARTNER), 6))
@@ -810,13 +763,7 @@ async fn a_failed_request_stores_no_outcome_and_may_be_retried_with_its_key() {
             .await
             .expect("the retry runs");
         assert_eq!(retried.to, DeliveryState::Delivered);
-        assert_eq!(
-            idempotency_key::Entity::find()
-                .count(deliveries.db())
-                .await
-                .expect("count"),
-            1
-        );
+        assert_eq!(rows::<idempotency_key::Entity>(deliveries).await, 1);
     })
     .await;
 }
@@ -904,10 +851,7 @@ async fn rebuilding_the_projections_gives_the_same_rows() {
         new_delivery(deliveries, "cust-3", 50).await;
         let views = all_views(deliveries).await;
         let history = all_history(deliveries).await;
-        let events = delivery_event::Entity::find()
-            .count(deliveries.db())
-            .await
-            .expect("count");
+        let events = rows::<delivery_event::Entity>(deliveries).await;
 
         let replayed = deliveries.rebuild_projections().await.expect("rebuilt");
 
