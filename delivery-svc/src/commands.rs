@@ -11,6 +11,8 @@
 //! get it within the busy timeout is the same retryable conflict, as is a PostgreSQL
 //! serialization failure or deadlock.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use delivery_core::{
     Actor, ActorId, AnyDeliveryOrder, Command, Created, DeliveryDetails, DeliveryEvent, DeliveryId,
@@ -27,8 +29,10 @@ use sea_orm::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::auth::role_name;
 use crate::db::{begin_write, is_contention};
 use crate::domain::{
     IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
@@ -53,6 +57,9 @@ pub struct Deliveries {
     db: DatabaseConnection,
     /// The partner every new delivery order is assigned to.
     default_partner: String,
+    /// Notified after every commit, so that the outbox relay publishes without waiting for
+    /// its next poll.
+    outbox_written: Arc<Notify>,
 }
 
 impl Deliveries {
@@ -60,11 +67,17 @@ impl Deliveries {
         Deliveries {
             db,
             default_partner: default_partner.into(),
+            outbox_written: Arc::default(),
         }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// What the outbox relay waits on (see [`crate::messaging::relay`]).
+    pub fn outbox_written(&self) -> Arc<Notify> {
+        self.outbox_written.clone()
     }
 
     /// Handles the payment service's `payment.succeeded`: a delivery order in CREATED for
@@ -213,9 +226,12 @@ impl Deliveries {
     /// the claim with it, so the client may retry it with the same key: a conflict or a
     /// refusal describes the delivery at that moment, not the request, and replaying it
     /// forever would turn a "retry" answer into a permanent one.
+    ///
+    /// The changes are logged on the `audit` target once they are committed, and only
+    /// then: a replay changed nothing and is not logged again.
     async fn write_once<T, W>(&self, ctx: &RequestContext, work: W) -> Result<T, ServiceError>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + StateChanges,
         W: AsyncFnOnce(&DatabaseTransaction) -> Result<T, ServiceError>,
     {
         let txn = begin_write(&self.db).await?;
@@ -232,6 +248,10 @@ impl Deliveries {
             }
         };
         txn.commit().await?;
+        self.outbox_written.notify_one();
+        for (delivery_id, from, to) in outcome.state_changes() {
+            audit(ctx, delivery_id, from, to);
+        }
         Ok(outcome)
     }
 
@@ -287,6 +307,60 @@ impl Deliveries {
         };
         append_event(txn, &stored, &details.ordering_id).await
     }
+}
+
+/// The state changes a write's outcome reports: (delivery, from, to); `from` is `None`
+/// for a new delivery order.
+trait StateChanges {
+    fn state_changes(
+        &self,
+    ) -> impl Iterator<Item = (DeliveryId, Option<DeliveryState>, DeliveryState)>;
+}
+
+impl StateChanges for PaymentOutcome {
+    fn state_changes(
+        &self,
+    ) -> impl Iterator<Item = (DeliveryId, Option<DeliveryState>, DeliveryState)> {
+        let created = match self {
+            PaymentOutcome::Created { delivery_id } => Some(*delivery_id),
+            PaymentOutcome::NothingToDeliver | PaymentOutcome::AlreadyHandled { .. } => None,
+        };
+        created
+            .map(|id| (id, None, DeliveryState::Created))
+            .into_iter()
+    }
+}
+
+impl StateChanges for TransitionOutcome {
+    fn state_changes(
+        &self,
+    ) -> impl Iterator<Item = (DeliveryId, Option<DeliveryState>, DeliveryState)> {
+        let replacement = self
+            .replacement_delivery_id
+            .map(|id| (id, None, DeliveryState::Created));
+        std::iter::once((self.delivery_id, Some(self.from), self.to)).chain(replacement)
+    }
+}
+
+/// Logs a committed state change on the `audit` target: who, in which request, which
+/// delivery, from what to what. (The event store keeps the same facts durably.)
+fn audit(
+    ctx: &RequestContext,
+    delivery_id: DeliveryId,
+    from: Option<DeliveryState>,
+    to: DeliveryState,
+) {
+    tracing::info!(
+        target: "audit",
+        role = role_name(ctx.principal.role),
+        subject = %ctx.principal.subject,
+        request_id = %ctx.request_id,
+        delivery_id = %delivery_id,
+        from = from.map_or("-", DeliveryState::name),
+        to = to.name(),
+        idempotency_key = ctx.idempotency.as_ref().map(|key| key.key.as_str()),
+        "delivery state changed"
+    );
 }
 
 /// The columns of `delivery_order` an event changes: the state, its data, the version.
@@ -568,7 +642,7 @@ fn new_delivery_id() -> DeliveryId {
 /// same conflict as a stale version.
 fn contention_as_conflict(err: ServiceError, id: DeliveryId, expected: u64) -> ServiceError {
     match err {
-        ServiceError::Database(db_err) if is_contention(&db_err) => {
+        ServiceError::Busy(db_err) if is_contention(&db_err) => {
             ServiceError::Conflict { id, expected }
         }
         other => other,

@@ -112,6 +112,20 @@ pub(crate) fn is_contention(err: &DbErr) -> bool {
     }
 }
 
+/// Whether the database failed for a reason that passes: contention (see
+/// [`is_contention`]), the pool out of connections for its acquire timeout, or the
+/// connection lost. Retrying the same request later may succeed.
+pub(crate) fn is_transient(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err
+    else {
+        return matches!(err, DbErr::ConnectionAcquire(_));
+    };
+    matches!(sqlx, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed) || is_contention(err)
+}
+
 /// The backend behind `db`, for the few statements that differ between them.
 pub(crate) fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == DatabaseBackend::Postgres

@@ -186,6 +186,23 @@ pub enum ServiceError {
     /// Well-formed but invalid input.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The database cannot take the request now: a lock not granted within the busy
+    /// timeout, no pooled connection free in time, the connection lost. Nothing was
+    /// changed, and the same request may be retried (503 with `Retry-After`).
+    #[error("the database is busy: {0}")]
+    Busy(#[source] sea_orm::DbErr),
+    /// Anything else the database refused, a corrupt record included: a fault of the
+    /// service, not of the request.
     #[error("database error: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    Database(sea_orm::DbErr),
+}
+
+impl From<sea_orm::DbErr> for ServiceError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if crate::db::is_transient(&err) {
+            ServiceError::Busy(err)
+        } else {
+            ServiceError::Database(err)
+        }
+    }
 }

@@ -81,12 +81,24 @@ pub enum ApiError {
     IdempotencyKeyReused(String),
     #[error("too many requests; retry after {} s", retry_after_secs(*retry_after))]
     RateLimited { limit: u32, retry_after: Duration },
+    /// Not ready: the database does not answer, or its schema is behind.
     #[error("{0}")]
     Unavailable(String),
+    /// Ready, but the database cannot take this request now; nothing was changed.
+    #[error("the service is busy; retry after {} s", retry_after_secs(*retry_after))]
+    Busy { retry_after: Duration },
     /// Logged where it happened; the client learns nothing about it but the request id.
     #[error("an internal error occurred; report it with the request id")]
     Internal,
 }
+
+/// When to retry a request the database was too busy for: soon, since locks and pooled
+/// connections are held for milliseconds.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// When to ask again whether a service that is not ready is: a database restart or a
+/// migration takes seconds.
+const NOT_READY_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Whole seconds, rounded up, so that a client waiting that long is let in.
 pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
@@ -158,6 +170,7 @@ impl ApiError {
                 "The service is not ready",
                 S::SERVICE_UNAVAILABLE,
             ),
+            ApiError::Busy { .. } => ("busy", "The service is busy", S::SERVICE_UNAVAILABLE),
             ApiError::Internal => (
                 "internal",
                 "Internal server error",
@@ -240,6 +253,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict { .. } => ApiError::Conflict(err.to_string()),
             ServiceError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
             ServiceError::Invalid(reason) => ApiError::Invalid(reason),
+            ServiceError::Busy(err) => {
+                tracing::warn!(error = %err, "database busy");
+                ApiError::Busy {
+                    retry_after: BUSY_RETRY_AFTER,
+                }
+            }
             ServiceError::Database(err) => {
                 tracing::error!(error = %err, "database error");
                 ApiError::Internal
@@ -319,9 +338,15 @@ pub enum ProblemResponse {
     /// Something failed inside the service; it was logged under the request id.
     #[oai(status = 500, content_type = "application/problem+json")]
     InternalServerError(Json<Problem>),
-    /// The service cannot serve yet (the database does not answer).
+    /// The service cannot serve yet (the database does not answer), or the database is
+    /// too busy for this request now; nothing was changed.
     #[oai(status = 503, content_type = "application/problem+json")]
-    ServiceUnavailable(Json<Problem>),
+    ServiceUnavailable(
+        Json<Problem>,
+        /// Seconds after which a retry may succeed.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
 
 impl ProblemResponse {
@@ -358,7 +383,13 @@ impl ProblemResponse {
                 let wait = retry_after_secs(retry_after);
                 ProblemResponse::TooManyRequests(problem, wait, limit, 0, wait)
             }
-            ApiError::Unavailable(_) => ProblemResponse::ServiceUnavailable(problem),
+            ApiError::Unavailable(_) => ProblemResponse::ServiceUnavailable(
+                problem,
+                retry_after_secs(NOT_READY_RETRY_AFTER),
+            ),
+            ApiError::Busy { retry_after } => {
+                ProblemResponse::ServiceUnavailable(problem, retry_after_secs(retry_after))
+            }
             ApiError::Internal => ProblemResponse::InternalServerError(problem),
         }
     }
@@ -399,12 +430,22 @@ mod tests {
                 retry_after: Duration::from_millis(1500),
             },
             ApiError::Unavailable(String::new()),
+            ApiError::Busy {
+                retry_after: Duration::from_secs(1),
+            },
             ApiError::Internal,
         ];
         for err in errors {
             let status = err.kind().2;
             let response = err.into_response("/", "request");
             assert_eq!(response.status(), status);
+            // RFC 9110: both say when to come back.
+            if matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) {
+                assert!(response.headers().contains_key("retry-after"), "{status}");
+            }
         }
     }
 }

@@ -78,6 +78,30 @@ async fn every_state_change_is_logged_on_the_audit_target() {
             (picked_up["from"].clone(), picked_up["to"].clone()),
             (json!("CREATED"), json!("PICKED_UP"))
         );
+
+        // A retry under the same Idempotency-Key replays the first answer and changed
+        // nothing: one audit line, however often it is sent.
+        let key = common::new_id("key");
+        let path = format!("/v1/deliveries/{id}/transitions");
+        let body = common::sample_transition(delivery_core::Transition::Deliver);
+        let token = app.token(&principal(Partner));
+        for _ in 0..3 {
+            app.send(
+                poem::http::Method::POST,
+                &path,
+                Some(&token),
+                Some(&body),
+                &[("idempotency-key", &key)],
+            )
+            .await
+            .assert_status(StatusCode::OK);
+        }
+        let delivered = logs
+            .audit_lines()
+            .into_iter()
+            .filter(|line| line["idempotency_key"] == key)
+            .count();
+        assert_eq!(delivered, 1, "a replay is not audited again");
     })
     .await;
 }

@@ -1044,3 +1044,37 @@ async fn readiness_needs_the_schema_migrated() {
     db::migrate(&connection).await.expect("migrate");
     assert_eq!(db::readiness(&connection).await, Ok(()));
 }
+
+/// SQLite has one writer: a request that cannot get the write lock within the busy timeout
+/// is `Busy` (retry later), changes nothing, and succeeds when retried after the lock is free.
+#[tokio::test]
+async fn a_payment_that_cannot_get_the_write_lock_is_busy_and_can_be_retried() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
+    let deliveries = migrated(&url).await;
+    let other_writer = db::connect(&url).await.expect("a second pool");
+    let holding = sea_orm::TransactionTrait::begin(&other_writer)
+        .await
+        .expect("begin");
+    holding
+        .execute_unprepared("UPDATE delivery_order SET version = version WHERE 0 = 1")
+        .await
+        .expect("the write lock");
+
+    let payment = payment("ord-busy", "cust-1");
+    let busy = deliveries
+        .ingest_payment(payment.clone(), &ctx(&service(), 0))
+        .await;
+    assert!(matches!(busy, Err(ServiceError::Busy(_))), "{busy:?}");
+    holding.rollback().await.expect("release the lock");
+    assert_eq!(row_counts(&deliveries).await, [0; 7], "nothing was written");
+
+    let retried = deliveries
+        .ingest_payment(payment, &ctx(&service(), 1))
+        .await
+        .expect("the retry succeeds");
+    assert!(
+        matches!(retried, PaymentOutcome::Created { .. }),
+        "{retried:?}"
+    );
+}

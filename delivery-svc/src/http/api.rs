@@ -18,10 +18,10 @@ use super::bodies::{
 };
 use super::middleware::{RequestFingerprint, RequestId};
 use super::wire::{JsonBody, Wire};
-use crate::auth::{BearerAuth, Operation, role_name};
+use crate::auth::{BearerAuth, Operation};
 use crate::commands::Deliveries;
 use crate::db;
-use crate::domain::{DeliveryFilter, IdempotencyKey, PaymentOutcome, Principal, RequestContext};
+use crate::domain::{DeliveryFilter, IdempotencyKey, Principal, RequestContext};
 use crate::error::ApiError;
 
 #[derive(Debug, Tags)]
@@ -83,28 +83,6 @@ impl RequestMeta {
     }
 }
 
-/// Logs a state change on the `audit` target: who, in which request, which delivery, from
-/// what to what.
-fn audit(
-    ctx: &RequestContext,
-    delivery_id: DeliveryId,
-    from: Option<DeliveryState>,
-    to: DeliveryState,
-) {
-    tracing::info!(
-        target: "audit",
-        role = role_name(ctx.principal.role),
-        subject = %ctx.principal.subject,
-        request_id = %ctx.request_id,
-        delivery_id = %delivery_id,
-        from = from.map_or("-", DeliveryState::name),
-        to = to.name(),
-        // A retry under the same key replays the first outcome: the same change, logged again.
-        idempotency_key = ctx.idempotency.as_ref().map(|key| key.key.as_str()),
-        "delivery state changed"
-    );
-}
-
 /// The `/v1` API.
 #[derive(Debug, Clone)]
 pub struct DeliveryApi {
@@ -143,9 +121,6 @@ impl DeliveryApi {
             .deliveries
             .ingest_payment(event.0.try_into()?, &ctx)
             .await?;
-        if let PaymentOutcome::Created { delivery_id } = outcome {
-            audit(&ctx, delivery_id, None, DeliveryState::Created);
-        }
         Ok(outcome.into())
     }
 
@@ -182,10 +157,6 @@ impl DeliveryApi {
             .deliveries
             .transition(id.0.0, transition.0.into(), &ctx)
             .await?;
-        audit(&ctx, outcome.delivery_id, Some(outcome.from), outcome.to);
-        if let Some(replacement) = outcome.replacement_delivery_id {
-            audit(&ctx, replacement, None, DeliveryState::Created);
-        }
         Ok(Json(outcome.into()))
     }
 

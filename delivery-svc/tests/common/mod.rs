@@ -162,6 +162,14 @@ impl TestApp {
         self.db.clone().close().await.expect("close the pool");
     }
 
+    /// Runs `sql` on the service's database behind its back.
+    pub async fn execute(&self, sql: &str) {
+        self.db
+            .execute_unprepared(sql)
+            .await
+            .expect("the statement runs");
+    }
+
     /// A valid token for `principal`.
     pub fn token(&self, principal: &Principal) -> String {
         self.signer
