@@ -1,10 +1,11 @@
 //! Wiring: from a [`Config`] to a running service.
 //!
-//! [`App::new`] sets up the token keys, connects, migrates and builds the domain layer
-//! ([`open_deliveries`]);
+//! [`App::new`] sets up the token keys, connects, migrates, builds the domain layer
+//! ([`open_deliveries`]) and picks the event bus;
 //! [`App::endpoint`] is the whole HTTP surface, for a server or, in tests, for
-//! `poem::test::TestClient`; [`App::serve`] listens until Ctrl-C or SIGTERM and then lets
-//! requests in flight finish.
+//! `poem::test::TestClient`; [`App::start_workers`] starts the messaging workers;
+//! [`App::run`] runs the API, the workers or both ([`Processes`]) until Ctrl-C or SIGTERM,
+//! then lets requests and messages in flight finish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 use crate::auth::{DEVELOPMENT_TOKEN_TTL, KeyMode, KeySetupError, TokenAuthority, role_name};
 use crate::commands::Deliveries;
 use crate::config::{Config, LogConfig, LogFormat};
+use crate::messaging::{Bus, Workers};
 use crate::{db, http};
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -41,12 +43,21 @@ pub enum AppError {
     Logging(String),
 }
 
+/// What a process runs: API nodes and worker nodes scale apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    ApiAndWorkers,
+    ApiOnly,
+    WorkersOnly,
+}
+
 /// The service, ready to serve.
 #[derive(Debug)]
 pub struct App {
     config: Config,
     deliveries: Deliveries,
     authority: Arc<TokenAuthority>,
+    bus: Bus,
 }
 
 impl App {
@@ -55,8 +66,20 @@ impl App {
         Ok(App {
             deliveries: open_deliveries(&config).await?,
             authority,
+            bus: Bus::from_config(&config.messaging),
             config,
         })
+    }
+
+    /// The event bus: RabbitMQ or, without `AMQP_URL`, this process's own.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Starts the outbox relay and the consumers; [`Workers::stop`] stops them.
+    pub fn start_workers(&self) -> Workers {
+        self.bus
+            .spawn_workers(&self.deliveries, &self.config.messaging)
     }
 
     pub fn deliveries(&self) -> &Deliveries {
@@ -76,8 +99,31 @@ impl App {
         )
     }
 
-    /// Listens on the configured address until Ctrl-C or SIGTERM.
+    /// Runs `processes` until Ctrl-C or SIGTERM: stops taking requests and messages, lets
+    /// those in flight finish, then returns.
+    pub async fn run(self, processes: Processes) -> Result<(), AppError> {
+        let workers = (processes != Processes::ApiOnly).then(|| self.start_workers());
+        let served = if processes == Processes::WorkersOnly {
+            tracing::info!("workers running (no HTTP API)");
+            shutdown_signal().await;
+            Ok(())
+        } else {
+            self.listen().await
+        };
+        if let Some(workers) = workers {
+            workers.stop().await;
+        }
+        tracing::info!("stopped");
+        served
+    }
+
+    /// The API and the workers, as `delivery-svc serve` runs them.
     pub async fn serve(self) -> Result<(), AppError> {
+        self.run(Processes::ApiAndWorkers).await
+    }
+
+    /// Listens on the configured address until Ctrl-C or SIGTERM.
+    async fn listen(&self) -> Result<(), AppError> {
         let bind = self.config.bind;
         if self.authority.mode() == KeyMode::Development && !bind.ip().is_loopback() {
             return Err(AppError::DevelopmentModeNotLoopback(bind));
@@ -88,7 +134,6 @@ impl App {
         Server::new(listener)
             .run_with_graceful_shutdown(endpoint, shutdown_signal(), Some(SHUTDOWN_GRACE))
             .await?;
-        tracing::info!("stopped");
         Ok(())
     }
 
@@ -129,9 +174,9 @@ pub async fn open_deliveries(config: &Config) -> Result<Deliveries, AppError> {
     Ok(Deliveries::new(connection, config.default_partner.clone()))
 }
 
-/// Runs the service with `config`.
-pub async fn serve(config: Config) -> Result<(), AppError> {
-    App::new(config).await?.serve().await
+/// Runs `processes` of the service with `config`.
+pub async fn run(config: Config, processes: Processes) -> Result<(), AppError> {
+    App::new(config).await?.run(processes).await
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM (what container runtimes send).
@@ -160,7 +205,7 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing requests and messages in flight");
 }
 
 /// Installs the global log subscriber: to stderr (stdout is for what a command prints), as

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU16, NonZeroU32, NonZeroU64};
 use std::path::PathBuf;
 
 /// Everything the service reads at start.
@@ -42,10 +42,8 @@ pub struct Config {
     #[command(flatten)]
     pub log: LogConfig,
 
-    /// RabbitMQ, for payment events in and delivery events out. Used by the messaging work;
-    /// accepted now, not connected to yet.
-    #[arg(long, env = "AMQP_URL", global = true)]
-    pub amqp_url: Option<String>,
+    #[command(flatten)]
+    pub messaging: MessagingConfig,
 
     /// Redis, for the read-side cache. Used by the cache work; accepted now, not connected
     /// to yet.
@@ -154,4 +152,44 @@ pub struct LogConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Payment events in, delivery events out (see `crate::messaging`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MessagingConfig {
+    /// RabbitMQ (`amqp://USER:PASSWORD@HOST:PORT/VHOST`). Without it the service runs an
+    /// in-process event bus: the same flow, inside this one process.
+    #[arg(long, env = "AMQP_URL", global = true)]
+    pub amqp_url: Option<String>,
+
+    /// A prefix for every exchange and queue name (e.g. `staging.`), so that several
+    /// installations or test runs can share one broker. Empty in production.
+    #[arg(long, env = "AMQP_NAMESPACE", default_value = "", global = true)]
+    pub amqp_namespace: String,
+
+    /// How many payment messages one consumer holds unacknowledged at a time.
+    #[arg(long, env = "AMQP_PREFETCH", default_value = "32", global = true)]
+    pub amqp_prefetch: NonZeroU16,
+
+    /// How many outbox messages the relay publishes per round.
+    #[arg(long, env = "RELAY_BATCH", default_value = "100", global = true)]
+    pub relay_batch: NonZeroU64,
+
+    /// How often the relay looks for messages written by another process (milliseconds);
+    /// this process's own commits wake it at once.
+    #[arg(long, env = "RELAY_POLL_MS", default_value = "1000", global = true)]
+    pub relay_poll_ms: NonZeroU64,
+}
+
+impl Default for MessagingConfig {
+    /// The in-process bus with the command-line defaults.
+    fn default() -> Self {
+        MessagingConfig {
+            amqp_url: None,
+            amqp_namespace: String::new(),
+            amqp_prefetch: NonZeroU16::new(32).expect("not zero"),
+            relay_batch: NonZeroU64::new(100).expect("not zero"),
+            relay_poll_ms: NonZeroU64::new(1000).expect("not zero"),
+        }
+    }
 }

@@ -6,6 +6,10 @@
 //! loads the order, applies the transition through `delivery_core`, and in one transaction
 //! writes the order, its event, the outbox row and the read models ([`projection`]); queries
 //! ([`queries`]) read only the read models.
+//!
+//! Messaging ([`messaging`]) runs beside it: the payment consumer calls the same domain
+//! layer as `POST /v1/payment-events`, and the outbox relay publishes the outbox rows the
+//! commands wrote as delivery events.
 
 pub mod app;
 pub mod auth;
@@ -16,5 +20,6 @@ pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod http;
+pub mod messaging;
 pub mod projection;
 pub mod queries;

@@ -1,5 +1,5 @@
-//! `delivery-svc`: serve the API (the default), migrate, mint a token, print the OpenAPI
-//! document, rebuild the read models. Every setting is a flag or an environment variable;
+//! `delivery-svc`: serve the API and run the messaging workers (the default), run only the
+//! workers, migrate, mint a token, print the OpenAPI document, rebuild the read models. Every setting is a flag or an environment variable;
 //! see `delivery-svc --help`.
 
 use std::error::Error;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
-use delivery_svc::app;
+use delivery_svc::app::{self, Processes};
 use delivery_svc::auth::{IdentityClaims, KeyMode, PRINCIPAL_ROLES, TokenAuthority, role_name};
 use delivery_svc::config::Config;
 use delivery_svc::domain::{Principal, PrincipalRole};
@@ -25,8 +25,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Migrate the database and serve the HTTP API (what runs when no command is given).
-    Serve,
+    /// Migrate the database, serve the HTTP API and run the messaging workers (what runs
+    /// when no command is given).
+    Serve(ServeArgs),
+    /// Migrate the database and run only the messaging workers: the payment consumer and
+    /// the outbox relay.
+    Worker,
     /// Apply the database migrations, then exit.
     Migrate,
     /// Print a bearer token signed with JWT_SECRET.
@@ -35,6 +39,13 @@ enum Command {
     Openapi,
     /// Rebuild the read models from the event store, then exit.
     RebuildProjections,
+}
+
+#[derive(Debug, Default, clap::Args)]
+struct ServeArgs {
+    /// Serve the API only; workers run elsewhere (`delivery-svc worker`).
+    #[arg(long)]
+    no_workers: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,10 +106,22 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     let config = cli.config;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+    {
+        Command::Serve(args) => {
             app::init_tracing(&config.log)?;
-            app::serve(config).await?;
+            let processes = if args.no_workers {
+                Processes::ApiOnly
+            } else {
+                Processes::ApiAndWorkers
+            };
+            app::run(config, processes).await?;
+        }
+        Command::Worker => {
+            app::init_tracing(&config.log)?;
+            app::run(config, Processes::WorkersOnly).await?;
         }
         Command::Migrate => {
             app::init_tracing(&config.log)?;

@@ -12,6 +12,7 @@ mod m20261124_000004_create_outbox;
 mod m20261124_000005_create_inbox;
 mod m20261124_000006_create_idempotency_key;
 mod m20261124_000007_create_read_models;
+mod m20261125_000001_index_outbox_by_delivery;
 
 /// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_create_inbox::Migration),
             Box::new(m20261124_000006_create_idempotency_key::Migration),
             Box::new(m20261124_000007_create_read_models::Migration),
+            Box::new(m20261125_000001_index_outbox_by_delivery::Migration),
         ]
     }
 }

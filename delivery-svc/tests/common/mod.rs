@@ -20,7 +20,9 @@ use chrono::{Duration, Utc};
 use delivery_core::{DeliveryState, Transition};
 use delivery_svc::app::App;
 use delivery_svc::auth::{TokenSigner, transition_roles};
-use delivery_svc::config::{Config, JwtConfig, LimitsConfig, LogConfig, LogFormat};
+use delivery_svc::config::{
+    Config, JwtConfig, LimitsConfig, LogConfig, LogFormat, MessagingConfig,
+};
 use delivery_svc::domain::{Principal, PrincipalRole};
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderMap, Method, StatusCode};
@@ -57,7 +59,7 @@ pub fn config(database_url: String, limits: LimitsConfig) -> Config {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
         },
-        amqp_url: None,
+        messaging: MessagingConfig::default(),
         redis_url: None,
     }
 }
@@ -77,12 +79,21 @@ pub async fn on_every_backend(test: impl AsyncFn(&TestApp)) {
 }
 
 pub async fn on_every_backend_with(limits: LimitsConfig, test: impl AsyncFn(&TestApp)) {
+    on_every_database(async |url| {
+        let app = TestApp::start(config(url, limits.clone())).await;
+        test(&app).await;
+        app.close().await;
+    })
+    .await;
+}
+
+/// Runs `test` with the URL of a fresh SQLite database, then of a fresh PostgreSQL schema
+/// (see the module docs).
+pub async fn on_every_database(test: impl AsyncFn(String)) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("http.db").display());
     println!("on SQLite");
-    let app = TestApp::start(config(url, limits.clone())).await;
-    test(&app).await;
-    app.close().await;
+    test(url).await;
 
     let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
         assert!(
@@ -94,9 +105,7 @@ pub async fn on_every_backend_with(limits: LimitsConfig, test: impl AsyncFn(&Tes
     };
     let schema = PostgresSchema::create(&admin_url).await;
     println!("on PostgreSQL, schema {}", schema.name);
-    let app = TestApp::start(config(schema.url.clone(), limits)).await;
-    test(&app).await;
-    app.close().await;
+    test(schema.url.clone()).await;
     schema.drop().await;
 }
 
@@ -144,16 +153,20 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(config: Config) -> TestApp {
-        let signer = TokenSigner::hs256(SECRET.as_bytes(), &config.jwt);
-        let app = App::new(config).await.expect("the service starts");
+        let jwt = config.jwt.clone();
+        TestApp::of(&App::new(config).await.expect("the service starts"), &jwt)
+    }
+
+    /// The HTTP surface of `app`, started with `jwt`.
+    pub fn of(app: &App, jwt: &JwtConfig) -> TestApp {
         TestApp {
             client: TestClient::new(app.endpoint().boxed()),
-            signer,
+            signer: TokenSigner::hs256(SECRET.as_bytes(), jwt),
             db: app.deliveries().db().clone(),
         }
     }
 
-    async fn close(self) {
+    pub async fn close(self) {
         self.db.close().await.expect("close the pool");
     }
 

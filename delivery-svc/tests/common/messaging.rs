@@ -1,0 +1,376 @@
+//! What the messaging tests share: a service with its workers on a bus (in-process, or
+//! RabbitMQ under a namespace of the test's own), a plain lapin client playing the payment
+//! service and order management, and polling with a deadline.
+//!
+//! RabbitMQ tests read `TEST_AMQP_URL` and skip with a printed reason when it is unset;
+//! with `REQUIRE_SERVICES` set (CI), that fails the test instead.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use delivery_svc::app::App;
+use delivery_svc::config::Config;
+use delivery_svc::domain::PrincipalRole;
+use delivery_svc::entity::outbox;
+use delivery_svc::messaging::Workers;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::Value;
+
+use crate::common::{TestApp, config, generous_limits, principal};
+
+/// How long anything asynchronous may take before a test fails. Generous: the broker
+/// restart test waits for RabbitMQ to come back.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// `TEST_AMQP_URL`, or `None` after printing why the test skips.
+pub fn amqp_url() -> Option<String> {
+    match std::env::var("TEST_AMQP_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var_os("REQUIRE_SERVICES").is_none(),
+                "REQUIRE_SERVICES is set but TEST_AMQP_URL is not"
+            );
+            println!("skipping RabbitMQ: TEST_AMQP_URL not set");
+            None
+        }
+    }
+}
+
+/// Polls `probe` until it yields a value, failing the test after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A service configuration on `database_url` and, if given, RabbitMQ under `namespace`.
+pub fn messaging_config(database_url: String, amqp_url: Option<&str>, namespace: &str) -> Config {
+    let mut config = config(database_url, generous_limits());
+    config.messaging.amqp_url = amqp_url.map(str::to_owned);
+    config.messaging.amqp_namespace = namespace.to_owned();
+    config.messaging.relay_poll_ms = NonZeroU64::new(200).expect("not zero");
+    config
+}
+
+/// A namespace no other test uses.
+pub fn new_namespace() -> String {
+    format!("test-{}.", uuid::Uuid::new_v4().simple())
+}
+
+/// The service, its HTTP surface and (once started) its workers.
+pub struct Service {
+    pub app: App,
+    pub http: TestApp,
+    pub workers: Option<Workers>,
+}
+
+impl Service {
+    pub async fn start(config: Config) -> Service {
+        let jwt = config.jwt.clone();
+        let app = App::new(config).await.expect("the service starts");
+        let http = TestApp::of(&app, &jwt);
+        Service {
+            app,
+            http,
+            workers: None,
+        }
+    }
+
+    pub fn start_workers(&mut self) {
+        self.workers = Some(self.app.start_workers());
+    }
+
+    pub fn workers(&self) -> &Workers {
+        self.workers.as_ref().expect("workers started")
+    }
+
+    pub async fn stop(self) {
+        if let Some(workers) = self.workers {
+            workers.stop().await;
+        }
+        self.http.close().await;
+    }
+
+    /// The delivery orders of `ordering_id`, as the read side shows them.
+    pub async fn deliveries_of(&self, ordering_id: &str) -> Vec<Value> {
+        let reply = self
+            .http
+            .get(
+                &format!("/v1/deliveries?ordering_id={ordering_id}"),
+                &principal(PrincipalRole::Admin),
+            )
+            .await;
+        reply.assert_status(poem::http::StatusCode::OK);
+        reply.json["items"].as_array().expect("items").clone()
+    }
+
+    /// Waits for the one delivery order of `ordering_id`; returns its id.
+    pub async fn delivery_of(&self, ordering_id: &str) -> String {
+        let items = eventually("a delivery order", async || {
+            Some(self.deliveries_of(ordering_id).await).filter(|items| !items.is_empty())
+        })
+        .await;
+        assert_eq!(items.len(), 1, "{items:?}");
+        items[0]["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// The event ids of every outbox row, and how many are not published yet.
+    pub async fn outbox(&self) -> (HashSet<String>, u64) {
+        let db = self.app.deliveries().db();
+        let all = outbox::Entity::find().all(db).await.expect("outbox rows");
+        let pending = outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .count(db)
+            .await
+            .expect("a count");
+        let ids = all.iter().map(|row| row.event_id.to_string()).collect();
+        (ids, pending)
+    }
+
+    /// Waits until every outbox row is published.
+    pub async fn all_published(&self) -> HashSet<String> {
+        eventually("the outbox to drain", async || {
+            let (ids, pending) = self.outbox().await;
+            (pending == 0).then_some(ids)
+        })
+        .await
+    }
+}
+
+/// A plain AMQP client, as the payment service or order management would use.
+pub struct Client {
+    pub connection: Connection,
+    pub channel: Channel,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ reachable");
+        let channel = connection.create_channel().await.expect("a channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
+        Client {
+            connection,
+            channel,
+        }
+    }
+
+    /// Connects, retrying until the broker answers (it may be restarting).
+    pub async fn reconnect(url: &str) -> Client {
+        let connection = eventually("RabbitMQ to accept a connection", async || {
+            Connection::connect(url, ConnectionProperties::default())
+                .await
+                .ok()
+        })
+        .await;
+        let channel = connection.create_channel().await.expect("a channel");
+        Client {
+            connection,
+            channel,
+        }
+    }
+
+    /// Declares a durable topic exchange, as its owner would.
+    pub async fn declare_exchange(&self, exchange: &str) {
+        let options = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        self.channel
+            .exchange_declare(
+                exchange,
+                ExchangeKind::Topic,
+                options,
+                FieldTable::default(),
+            )
+            .await
+            .expect("an exchange");
+    }
+
+    /// Publishes `body` as the payment service does and waits for the broker's ack.
+    pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        self.declare_exchange(exchange).await;
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        self.channel
+            .basic_publish(
+                exchange,
+                routing_key,
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .expect("published")
+            .await
+            .expect("confirmed");
+    }
+
+    /// Declares order management's durable queue, bound to `exchange` for `pattern`.
+    pub async fn bind_queue(&self, queue: &str, exchange: &str, pattern: &str) {
+        self.declare_exchange(exchange).await;
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(queue, options, arguments)
+            .await
+            .expect("a queue");
+        self.channel
+            .queue_bind(
+                queue,
+                exchange,
+                pattern,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("a binding");
+    }
+
+    /// Takes messages from `queue` until `done` says the collection is complete.
+    pub async fn receive_until(
+        &self,
+        queue: &str,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let mut consumer = self
+            .channel
+            .basic_consume(
+                queue,
+                "",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("a consumer");
+        let mut received = Vec::new();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !done(&received) {
+            let delivery = tokio::time::timeout_at(deadline, consumer.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out; received {received:?}"))
+                .expect("the consumer is open")
+                .expect("a delivery");
+            delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("acked");
+            received.push(Received::of(&delivery));
+        }
+        received
+    }
+
+    /// How many messages `queue` holds.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(queue, options, FieldTable::default())
+            .await
+            .expect("the queue exists")
+            .message_count()
+    }
+
+    /// Deletes the test's queues and exchanges.
+    pub async fn delete(&self, queues: &[&str], exchanges: &[&str]) {
+        for queue in queues {
+            self.channel
+                .queue_delete(queue, QueueDeleteOptions::default())
+                .await
+                .expect("queue deleted");
+        }
+        for exchange in exchanges {
+            self.channel
+                .exchange_delete(exchange, ExchangeDeleteOptions::default())
+                .await
+                .expect("exchange deleted");
+        }
+    }
+}
+
+/// A message as a test looks at it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    fn of(delivery: &lapin::message::Delivery) -> Received {
+        let headers = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .map(|table| {
+                table
+                    .inner()
+                    .iter()
+                    .filter_map(|(key, value)| match value {
+                        AMQPValue::LongString(text) => Some((key.to_string(), text.to_string())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Received {
+            routing_key: delivery.routing_key.to_string(),
+            message_id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(ToString::to_string),
+            body: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
