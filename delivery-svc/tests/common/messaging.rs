@@ -11,8 +11,10 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::num::NonZeroU64;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use delivery_core::DeliveryState;
 use delivery_svc::app::App;
 use delivery_svc::config::Config;
 use delivery_svc::domain::PrincipalRole;
@@ -24,12 +26,15 @@ use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
+use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::Value;
 
-use crate::common::{TestApp, config, generous_limits, principal};
+use crate::common::{
+    TestApp, config, generous_limits, maker, new_id, path_to, payment_event, principal,
+};
 
 /// How long anything asynchronous may take before a test fails. Generous: the broker
 /// restart test waits for RabbitMQ to come back.
@@ -77,6 +82,14 @@ pub fn messaging_config(database_url: String, amqp_url: Option<&str>, namespace:
     config.messaging.relay_poll_ms = NonZeroU64::new(200).expect("not zero");
     config
 }
+
+/// The routing keys of a delivery's life from payment to confirmation, in order.
+pub const CONFIRMATION_KEYS: [&str; 4] = [
+    "delivery.created",
+    "delivery.picked_up",
+    "delivery.delivered",
+    "delivery.delivery_confirmed",
+];
 
 /// A namespace no other test uses.
 pub fn new_namespace() -> String {
@@ -140,6 +153,49 @@ impl Service {
         items[0]["id"].as_str().expect("an id").to_owned()
     }
 
+    /// A payment for a new ordering (a physical book and an e-book) sent through
+    /// `publish`; its delivery order moved to DELIVERY_CONFIRMED over HTTP. Returns the
+    /// ordering and the delivery.
+    pub async fn pay_and_confirm(&self, publish: impl AsyncFn(&[u8])) -> (String, String) {
+        let ordering = new_id("ord");
+        let payment = payment_event(&ordering, &["PHYSICAL", "EBOOK"]);
+        publish(payment.to_string().as_bytes()).await;
+        let id = self.delivery_of(&ordering).await;
+        for transition in path_to(DeliveryState::DeliveryConfirmed) {
+            self.http
+                .transition(&id, transition, &principal(maker(transition)))
+                .await
+                .assert_status(poem::http::StatusCode::OK);
+        }
+        (ordering, id)
+    }
+
+    /// Sends through `publish` the same payment twice, `malformed`, an e-book-only payment
+    /// and a good one; checks that they made one delivery order, none, a dead letter, and
+    /// one, and that nothing was retried.
+    pub async fn check_mixed_payments(&self, malformed: &[u8], publish: impl AsyncFn(&[u8])) {
+        let twice = new_id("ord");
+        let payment = payment_event(&twice, &["PHYSICAL"]).to_string();
+        publish(payment.as_bytes()).await;
+        publish(payment.as_bytes()).await;
+        publish(malformed).await;
+        let ebooks = new_id("ord");
+        publish(payment_event(&ebooks, &["EBOOK"]).to_string().as_bytes()).await;
+        let after = new_id("ord");
+        publish(payment_event(&after, &["PHYSICAL"]).to_string().as_bytes()).await;
+
+        self.delivery_of(&after).await;
+        let stats = self.workers().stats();
+        eventually("every good message handled", async || {
+            (stats.payments_handled.load(Ordering::Relaxed) == 4).then_some(())
+        })
+        .await;
+        assert_eq!(self.deliveries_of(&twice).await.len(), 1);
+        assert!(self.deliveries_of(&ebooks).await.is_empty());
+        assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.requeued.load(Ordering::Relaxed), 0);
+    }
+
     /// The event ids of every outbox row, and how many are not published yet.
     pub async fn outbox(&self) -> (HashSet<String>, u64) {
         let db = self.app.deliveries().db();
@@ -170,34 +226,23 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn connect(url: &str) -> Client {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ reachable");
-        let channel = connection.create_channel().await.expect("a channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm mode");
-        Client {
-            connection,
-            channel,
-        }
-    }
-
     /// Connects, retrying until the broker answers (it may be restarting).
-    pub async fn reconnect(url: &str) -> Client {
-        let connection = eventually("RabbitMQ to accept a connection", async || {
-            Connection::connect(url, ConnectionProperties::default())
+    pub async fn connect(url: &str) -> Client {
+        eventually("RabbitMQ to accept a connection", async || {
+            let connection = Connection::connect(url, ConnectionProperties::default())
                 .await
-                .ok()
+                .ok()?;
+            let channel = connection.create_channel().await.ok()?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .ok()?;
+            Some(Client {
+                connection,
+                channel,
+            })
         })
-        .await;
-        let channel = connection.create_channel().await.expect("a channel");
-        Client {
-            connection,
-            channel,
-        }
+        .await
     }
 
     /// Declares a durable topic exchange, as its owner would.
@@ -217,24 +262,28 @@ impl Client {
             .expect("an exchange");
     }
 
-    /// Publishes `body` as the payment service does and waits for the broker's ack.
+    /// Publishes `body` as the payment service does, once a queue is bound to take it
+    /// (`mandatory`, retried while the broker returns it).
     pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
         self.declare_exchange(exchange).await;
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into());
-        self.channel
-            .basic_publish(
-                exchange,
-                routing_key,
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .expect("published")
-            .await
-            .expect("confirmed");
+        let options = BasicPublishOptions {
+            mandatory: true,
+            immediate: false,
+        };
+        eventually("a queue bound to take the message", async || {
+            let confirmation = self
+                .channel
+                .basic_publish(exchange, routing_key, options, body, properties.clone())
+                .await
+                .expect("published")
+                .await
+                .expect("confirmed");
+            matches!(confirmation, Confirmation::Ack(None)).then_some(())
+        })
+        .await;
     }
 
     /// Declares order management's durable queue, bound to `exchange` for `pattern`.
@@ -336,6 +385,33 @@ pub struct Received {
     pub message_id: Option<String>,
     pub body: Value,
     pub headers: Vec<(String, String)>,
+}
+
+/// Checks what order management received of [`Service::pay_and_confirm`]: the four
+/// events in order, each published event once, the last one complete.
+pub fn check_confirmation(
+    received: &[Received],
+    published: &HashSet<String>,
+    ordering: &str,
+    id: &str,
+) {
+    let keys: Vec<&str> = received.iter().map(|m| m.routing_key.as_str()).collect();
+    assert_eq!(keys, CONFIRMATION_KEYS);
+    let ids: HashSet<String> = received
+        .iter()
+        .filter_map(|m| m.message_id.clone())
+        .collect();
+    assert_eq!(&ids, published, "each event exactly once");
+    let confirmed = &received[3].body;
+    assert_eq!(confirmed["delivery_id"], id);
+    assert_eq!(confirmed["ordering_id"], ordering);
+    assert_eq!(confirmed["from"], "DELIVERED");
+    assert_eq!(confirmed["to"], "DELIVERY_CONFIRMED");
+    assert_eq!(confirmed["seq"], 4);
+    assert_eq!(
+        received[3].message_id.as_deref(),
+        confirmed["event_id"].as_str()
+    );
 }
 
 impl Received {

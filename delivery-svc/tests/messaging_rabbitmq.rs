@@ -1,0 +1,201 @@
+//! The event-driven flow through the real RabbitMQ (`TEST_AMQP_URL`), on SQLite and on
+//! PostgreSQL when `TEST_POSTGRES_URL` is set. The payment service and order management are
+//! played by a plain lapin client; each test has exchanges and queues of its own
+//! (`AMQP_NAMESPACE`), so tests run side by side on one broker.
+
+mod common;
+#[path = "common/messaging.rs"]
+mod messaging;
+
+use std::collections::HashSet;
+use std::process::Stdio;
+
+use common::on_every_database;
+use delivery_core::DeliveryState;
+use delivery_svc::messaging::Topology;
+use delivery_svc::messaging::bus::REASON_HEADER;
+use messaging::{
+    Client, Received, Service, amqp_url, check_confirmation, messaging_config, new_namespace,
+};
+
+/// A test's corner of the broker: its names, a client, and order management's queue
+/// bound to `delivery.events` for `delivery.#`.
+struct Broker {
+    url: String,
+    namespace: String,
+    topology: Topology,
+    client: Client,
+    order_management: String,
+}
+
+impl Broker {
+    async fn open(url: String) -> Broker {
+        let namespace = new_namespace();
+        let config = messaging_config(String::new(), Some(&url), &namespace);
+        let topology = Topology::new(&config.messaging);
+        let client = Client::connect(&url).await;
+        let order_management = format!("{namespace}order-management");
+        client
+            .bind_queue(
+                &order_management,
+                &topology.delivery_events_exchange,
+                "delivery.#",
+            )
+            .await;
+        Broker {
+            url,
+            namespace,
+            topology,
+            client,
+            order_management,
+        }
+    }
+
+    /// A service on `database_url` using this corner of the broker.
+    async fn service(&self, database_url: String) -> Service {
+        Service::start(messaging_config(
+            database_url,
+            Some(&self.url),
+            &self.namespace,
+        ))
+        .await
+    }
+
+    async fn publish_payment(&self, body: &[u8]) {
+        self.client
+            .publish(&self.topology.payments_exchange, "payment.succeeded", body)
+            .await;
+    }
+
+    /// Order management's messages until every id of `expected` has come.
+    async fn receive_all(&self, expected: &HashSet<String>) -> Vec<Received> {
+        self.client
+            .receive_until(&self.order_management, |received| {
+                let seen: HashSet<&str> = received
+                    .iter()
+                    .filter_map(|message| message.message_id.as_deref())
+                    .collect();
+                expected.iter().all(|id| seen.contains(id.as_str()))
+            })
+            .await
+    }
+
+    async fn delete(self) {
+        let payments = &self.topology.payments_queue;
+        let dead = payments.dead_letters();
+        self.client
+            .delete(
+                &[&self.order_management, &payments.name, &dead.name],
+                &[
+                    &self.topology.payments_exchange,
+                    &self.topology.delivery_events_exchange,
+                    &dead.exchange,
+                ],
+            )
+            .await;
+    }
+}
+
+/// Runs `test` on every database with a corner of the broker, unless RabbitMQ is not
+/// configured.
+async fn with_rabbitmq(test: impl AsyncFn(String, &Broker)) {
+    let Some(url) = amqp_url() else {
+        return;
+    };
+    on_every_database(async |database_url| {
+        let broker = Broker::open(url.clone()).await;
+        test(database_url, &broker).await;
+        broker.delete().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_published_payment_leads_to_delivery_confirmed_for_order_management_once() {
+    with_rabbitmq(async |database_url, broker| {
+        let mut service = broker.service(database_url).await;
+        service.start_workers();
+
+        let (ordering, id) = service
+            .pay_and_confirm(async |body| broker.publish_payment(body).await)
+            .await;
+        let published = service.all_published().await;
+        let received = broker.receive_all(&published).await;
+        check_confirmation(&received, &published, &ordering, &id);
+        assert_eq!(
+            broker.client.depth(&broker.order_management).await,
+            0,
+            "nothing more: no event twice"
+        );
+        service.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn duplicates_ebooks_and_malformed_messages() {
+    with_rabbitmq(async |database_url, broker| {
+        let mut service = broker.service(database_url).await;
+        service.start_workers();
+
+        service
+            .check_mixed_payments(b"not JSON at all", async |body| {
+                broker.publish_payment(body).await;
+            })
+            .await;
+        let dead = broker.topology.payments_queue.dead_letters();
+        let letters = broker
+            .client
+            .receive_until(&dead.name, |letters| !letters.is_empty())
+            .await;
+        let reason = letters[0].header(REASON_HEADER).expect("a reason");
+        assert!(
+            reason.starts_with("not a valid payment.succeeded"),
+            "{reason}"
+        );
+        let queue = &broker.topology.payments_queue.name;
+        assert_eq!(broker.client.depth(queue).await, 0, "nothing left behind");
+        service.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_killed_worker_process_loses_no_committed_change() {
+    with_rabbitmq(async |database_url, broker| {
+        // The API in this process, the workers in a child process.
+        let service = broker.service(database_url.clone()).await;
+        let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_delivery-svc"))
+            .arg("worker")
+            .env("DATABASE_URL", &database_url)
+            .env("AMQP_URL", &broker.url)
+            .env("AMQP_NAMESPACE", &broker.namespace)
+            .env("RELAY_POLL_MS", "100")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("a worker process");
+        service.http.delivery_in(DeliveryState::PickedUp).await;
+        service.all_published().await;
+
+        // Killed without warning; changes committed from now on have nobody to publish them.
+        worker.kill().expect("killed");
+        worker.wait().expect("reaped");
+        service.http.delivery_in(DeliveryState::Delivered).await;
+        let (_, pending) = service.outbox().await;
+        assert!(pending >= 3, "{pending} unpublished");
+
+        let mut service = service;
+        service.start_workers();
+        let published = service.all_published().await;
+        assert_eq!(published.len(), 5);
+        let received = broker.receive_all(&published).await;
+        let ids: HashSet<String> = received
+            .iter()
+            .filter_map(|m| m.message_id.clone())
+            .collect();
+        assert_eq!(ids, published);
+        service.stop().await;
+    })
+    .await;
+}
