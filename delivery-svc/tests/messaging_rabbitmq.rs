@@ -10,105 +10,9 @@ mod messaging;
 use std::collections::HashSet;
 use std::process::Stdio;
 
-use common::on_every_database;
 use delivery_core::DeliveryState;
-use delivery_svc::messaging::Topology;
 use delivery_svc::messaging::bus::REASON_HEADER;
-use messaging::{
-    Client, Received, Service, amqp_url, check_confirmation, messaging_config, new_namespace,
-};
-
-/// A test's corner of the broker: its names, a client, and order management's queue
-/// bound to `delivery.events` for `delivery.#`.
-struct Broker {
-    url: String,
-    namespace: String,
-    topology: Topology,
-    client: Client,
-    order_management: String,
-}
-
-impl Broker {
-    async fn open(url: String) -> Broker {
-        let namespace = new_namespace();
-        let config = messaging_config(String::new(), Some(&url), &namespace);
-        let topology = Topology::new(&config.messaging);
-        let client = Client::connect(&url).await;
-        let order_management = format!("{namespace}order-management");
-        client
-            .bind_queue(
-                &order_management,
-                &topology.delivery_events_exchange,
-                "delivery.#",
-            )
-            .await;
-        Broker {
-            url,
-            namespace,
-            topology,
-            client,
-            order_management,
-        }
-    }
-
-    /// A service on `database_url` using this corner of the broker.
-    async fn service(&self, database_url: String) -> Service {
-        Service::start(messaging_config(
-            database_url,
-            Some(&self.url),
-            &self.namespace,
-        ))
-        .await
-    }
-
-    async fn publish_payment(&self, body: &[u8]) {
-        self.client
-            .publish(&self.topology.payments_exchange, "payment.succeeded", body)
-            .await;
-    }
-
-    /// Order management's messages until every id of `expected` has come.
-    async fn receive_all(&self, expected: &HashSet<String>) -> Vec<Received> {
-        self.client
-            .receive_until(&self.order_management, |received| {
-                let seen: HashSet<&str> = received
-                    .iter()
-                    .filter_map(|message| message.message_id.as_deref())
-                    .collect();
-                expected.iter().all(|id| seen.contains(id.as_str()))
-            })
-            .await
-    }
-
-    async fn delete(self) {
-        let payments = &self.topology.payments_queue;
-        let dead = payments.dead_letters();
-        self.client
-            .delete(
-                &[&self.order_management, &payments.name, &dead.name],
-                &[
-                    &self.topology.payments_exchange,
-                    &self.topology.delivery_events_exchange,
-                    &dead.exchange,
-                ],
-            )
-            .await;
-    }
-}
-
-/// Runs `test` on every database with a corner of the broker, unless RabbitMQ is not
-/// configured.
-async fn with_rabbitmq(test: impl AsyncFn(String, &Broker)) {
-    let Some(url) = amqp_url() else {
-        return;
-    };
-    on_every_database(async |database_url| {
-        let broker = Broker::open(url.clone()).await;
-        test(database_url, &broker).await;
-        broker.delete().await;
-    })
-    .await;
-}
+use messaging::{check_confirmation, with_rabbitmq};
 
 #[tokio::test]
 async fn a_published_payment_leads_to_delivery_confirmed_for_order_management_once() {
@@ -123,7 +27,7 @@ async fn a_published_payment_leads_to_delivery_confirmed_for_order_management_on
         let received = broker.receive_all(&published).await;
         check_confirmation(&received, &published, &ordering, &id);
         assert_eq!(
-            broker.client.depth(&broker.order_management).await,
+            broker.client().await.depth(&broker.order_management).await,
             0,
             "nothing more: no event twice"
         );
@@ -145,7 +49,8 @@ async fn duplicates_ebooks_and_malformed_messages() {
             .await;
         let dead = broker.topology.payments_queue.dead_letters();
         let letters = broker
-            .client
+            .client()
+            .await
             .receive_until(&dead.name, |letters| !letters.is_empty())
             .await;
         let reason = letters[0].header(REASON_HEADER).expect("a reason");
@@ -154,7 +59,11 @@ async fn duplicates_ebooks_and_malformed_messages() {
             "{reason}"
         );
         let queue = &broker.topology.payments_queue.name;
-        assert_eq!(broker.client.depth(queue).await, 0, "nothing left behind");
+        assert_eq!(
+            broker.client().await.depth(queue).await,
+            0,
+            "nothing left behind"
+        );
         service.stop().await;
     })
     .await;

@@ -30,6 +30,10 @@ use super::bus::{
 /// (and, not knowing, publishes it again later: consumers dedupe by message id).
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long opening a connection may take (a broker starting up may accept the socket and
+/// not answer yet).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// AMQP delivery mode 2: written to disk by the broker.
 const PERSISTENT: u8 = 2;
 
@@ -78,7 +82,13 @@ impl AmqpBus {
         }
         let properties = ConnectionProperties::default()
             .with_connection_name(LongString::from(self.inner.connection_name.clone()));
-        let opened = Arc::new(Connection::connect(&self.inner.url, properties).await?);
+        let opened = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(&self.inner.url, properties),
+        )
+        .await
+        .map_err(|_| BusError::ConnectTimeout(CONNECT_TIMEOUT))??;
+        let opened = Arc::new(opened);
         tracing::info!(name = %self.inner.connection_name, "connected to RabbitMQ");
         *connection = Some(opened.clone());
         Ok(opened)

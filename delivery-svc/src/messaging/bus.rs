@@ -71,6 +71,8 @@ pub enum PublishError {
 pub enum BusError {
     #[error("AMQP: {0}")]
     Amqp(#[from] lapin::Error),
+    #[error("no connection to the broker within {0:?}")]
+    ConnectTimeout(std::time::Duration),
     #[error("no confirm from the broker within {0:?}")]
     ConfirmTimeout(std::time::Duration),
 }

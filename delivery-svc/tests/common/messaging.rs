@@ -19,7 +19,7 @@ use delivery_svc::app::App;
 use delivery_svc::config::Config;
 use delivery_svc::domain::PrincipalRole;
 use delivery_svc::entity::outbox;
-use delivery_svc::messaging::Workers;
+use delivery_svc::messaging::{Topology, Workers};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
@@ -33,7 +33,8 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::Value;
 
 use crate::common::{
-    TestApp, config, generous_limits, maker, new_id, path_to, payment_event, principal,
+    TestApp, config, generous_limits, maker, new_id, on_every_database, path_to, payment_event,
+    principal,
 };
 
 /// How long anything asynchronous may take before a test fails. Generous: the broker
@@ -376,6 +377,104 @@ impl Client {
                 .expect("exchange deleted");
         }
     }
+}
+
+/// A test's corner of the broker: its names, and order management's queue bound to
+/// `delivery.events` for `delivery.#`.
+pub struct Broker {
+    pub url: String,
+    pub namespace: String,
+    pub topology: Topology,
+    pub order_management: String,
+}
+
+impl Broker {
+    pub async fn open(url: String) -> Broker {
+        let namespace = new_namespace();
+        let config = messaging_config(String::new(), Some(&url), &namespace);
+        let topology = Topology::new(&config.messaging);
+        let order_management = format!("{namespace}order-management");
+        Client::connect(&url)
+            .await
+            .bind_queue(
+                &order_management,
+                &topology.delivery_events_exchange,
+                "delivery.#",
+            )
+            .await;
+        Broker {
+            url,
+            namespace,
+            topology,
+            order_management,
+        }
+    }
+
+    /// A client of its own: connections do not outlive a broker restart.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url).await
+    }
+
+    /// A service on `database_url` using this corner of the broker.
+    pub async fn service(&self, database_url: String) -> Service {
+        Service::start(messaging_config(
+            database_url,
+            Some(&self.url),
+            &self.namespace,
+        ))
+        .await
+    }
+
+    pub async fn publish_payment(&self, body: &[u8]) {
+        self.client()
+            .await
+            .publish(&self.topology.payments_exchange, "payment.succeeded", body)
+            .await;
+    }
+
+    /// Order management's messages until every id of `expected` has come.
+    pub async fn receive_all(&self, expected: &HashSet<String>) -> Vec<Received> {
+        self.client()
+            .await
+            .receive_until(&self.order_management, |received| {
+                let seen: HashSet<&str> = received
+                    .iter()
+                    .filter_map(|message| message.message_id.as_deref())
+                    .collect();
+                expected.iter().all(|id| seen.contains(id.as_str()))
+            })
+            .await
+    }
+
+    pub async fn delete(self) {
+        let payments = &self.topology.payments_queue;
+        let dead = payments.dead_letters();
+        self.client()
+            .await
+            .delete(
+                &[&self.order_management, &payments.name, &dead.name],
+                &[
+                    &self.topology.payments_exchange,
+                    &self.topology.delivery_events_exchange,
+                    &dead.exchange,
+                ],
+            )
+            .await;
+    }
+}
+
+/// Runs `test` on every database with a corner of the broker, unless RabbitMQ is not
+/// configured.
+pub async fn with_rabbitmq(test: impl AsyncFn(String, &Broker)) {
+    let Some(url) = amqp_url() else {
+        return;
+    };
+    on_every_database(async |database_url| {
+        let broker = Broker::open(url.clone()).await;
+        test(database_url, &broker).await;
+        broker.delete().await;
+    })
+    .await;
 }
 
 /// A message as a test looks at it.
