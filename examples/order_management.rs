@@ -18,36 +18,20 @@ use std::error::Error;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use serde_json::Value;
+
+#[path = "amqp.rs"]
+mod amqp;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let url = std::env::var("AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let namespace = std::env::var("AMQP_NAMESPACE").unwrap_or_default();
-    let exchange = format!("{namespace}delivery.events");
-    let queue = format!("{namespace}order-management");
-
-    let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
+    let exchange = amqp::named("delivery.events");
+    let queue = amqp::named("order-management");
+    let (_connection, channel) = amqp::open(&exchange).await?;
     channel.basic_qos(16, BasicQosOptions::default()).await?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            &exchange,
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
     let mut arguments = FieldTable::default();
     arguments.insert(
         "x-queue-type".into(),

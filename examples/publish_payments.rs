@@ -13,41 +13,24 @@
 
 use std::error::Error;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::BasicProperties;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::json;
+
+#[path = "amqp.rs"]
+mod amqp;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let url = std::env::var("AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let exchange = format!(
-        "{}payments",
-        std::env::var("AMQP_NAMESPACE").unwrap_or_default()
-    );
+    let exchange = amqp::named("payments");
     let count: usize = match std::env::args().nth(1) {
         Some(count) => count.parse()?,
         None => 1,
     };
-
-    let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
-    let channel = connection.create_channel().await?;
+    let (connection, channel) = amqp::open(&exchange).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            &exchange,
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
         .await?;
 
     for _ in 0..count {
