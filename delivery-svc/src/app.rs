@@ -17,6 +17,7 @@ use sea_orm::DbErr;
 use tracing_subscriber::EnvFilter;
 
 use crate::auth::{DEVELOPMENT_TOKEN_TTL, KeyMode, KeySetupError, TokenAuthority, role_name};
+use crate::cache::{DeliveryCache, RedisLink};
 use crate::commands::Deliveries;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::messaging::{Bus, Workers};
@@ -41,6 +42,8 @@ pub enum AppError {
     Server(#[from] std::io::Error),
     #[error("logging: {0}")]
     Logging(String),
+    #[error("REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// What a process runs: API nodes and worker nodes scale apart.
@@ -58,14 +61,26 @@ pub struct App {
     deliveries: Deliveries,
     authority: Arc<TokenAuthority>,
     bus: Bus,
+    /// The cache and the shared rate limits, when `REDIS_URL` is set.
+    redis: Option<RedisLink>,
 }
 
 impl App {
     pub async fn new(config: Config) -> Result<App, AppError> {
         let authority = Arc::new(TokenAuthority::from_config(&config.jwt)?);
+        let redis = config
+            .redis_url
+            .as_deref()
+            .map(RedisLink::new)
+            .transpose()?;
+        let mut deliveries = open_deliveries(&config).await?;
+        if let Some(redis) = &redis {
+            deliveries = deliveries.with_cache(DeliveryCache::new(redis.clone()));
+        }
         Ok(App {
-            deliveries: open_deliveries(&config).await?,
+            deliveries,
             authority,
+            redis,
             bus: Bus::from_config(&config.messaging),
             config,
         })
@@ -96,6 +111,7 @@ impl App {
             self.deliveries.clone(),
             self.authority.clone(),
             &self.config.limits,
+            self.redis.clone(),
         )
     }
 

@@ -33,6 +33,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::role_name;
+use crate::cache::DeliveryCache;
 use crate::db::{begin_write, is_contention};
 use crate::domain::{
     IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
@@ -60,6 +61,8 @@ pub struct Deliveries {
     /// Notified after every commit, so that the outbox relay publishes without waiting for
     /// its next poll.
     outbox_written: Arc<Notify>,
+    /// Single-delivery reads through Redis, refreshed after every commit.
+    cache: Option<DeliveryCache>,
 }
 
 impl Deliveries {
@@ -68,7 +71,18 @@ impl Deliveries {
             db,
             default_partner: default_partner.into(),
             outbox_written: Arc::default(),
+            cache: None,
         }
+    }
+
+    /// Serves single-delivery reads through `cache`, and keeps it current after writes.
+    pub fn with_cache(mut self, cache: DeliveryCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    pub(crate) fn cache(&self) -> Option<&DeliveryCache> {
+        self.cache.as_ref()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -251,8 +265,22 @@ impl Deliveries {
         self.outbox_written.notify_one();
         for (delivery_id, from, to) in outcome.state_changes() {
             audit(ctx, delivery_id, from, to);
+            self.refresh_cache(delivery_id).await;
         }
         Ok(outcome)
+    }
+
+    /// Puts delivery `id` as committed into the cache, so that nobody reads the version
+    /// before this write from it. Best effort: a failure leaves the entry to expire.
+    async fn refresh_cache(&self, id: DeliveryId) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        match self.view(id).await {
+            Ok(Some(view)) => cache.store(&view).await,
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, %id, "cannot refresh the cache"),
+        }
     }
 
     /// The replacement delivery order a REDELIVER resolution calls for, if `order` is one.

@@ -45,8 +45,9 @@ pub struct Config {
     #[command(flatten)]
     pub messaging: MessagingConfig,
 
-    /// Redis, for the read-side cache. Used by the cache work; accepted now, not connected
-    /// to yet.
+    /// Redis (`redis://HOST:PORT`): caches single-delivery reads and shares the rate
+    /// limits between instances. Optional; while it is down the service reads from the
+    /// database and limits in-process.
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
 }

@@ -89,7 +89,29 @@ impl Deliveries {
         id: DeliveryId,
         principal: &Principal,
     ) -> Result<DeliveryView, ServiceError> {
-        Ok(to_view(self.visible_row(id, principal).await?)?)
+        let scope = Scope::of(principal);
+        let visible = |view: &DeliveryView| {
+            scope.includes(view.customer_id.as_str(), view.partner_id.as_deref())
+        };
+        if let Some(cache) = self.cache()
+            && let Some(view) = cache.get(id).await
+        {
+            return Some(view).filter(visible).ok_or(ServiceError::NotFound(id));
+        }
+        let view = self.view(id).await?;
+        if let (Some(cache), Some(view)) = (self.cache(), &view) {
+            cache.store(view).await;
+        }
+        view.filter(visible).ok_or(ServiceError::NotFound(id))
+    }
+
+    /// Delivery `id` as the read model has it, whoever asks.
+    pub(crate) async fn view(&self, id: DeliveryId) -> Result<Option<DeliveryView>, DbErr> {
+        delivery_view::Entity::find_by_id(id.0)
+            .one(self.db())
+            .await?
+            .map(to_view)
+            .transpose()
     }
 
     /// The deliveries matching `filter` that the caller may see, newest first. A customer's
@@ -131,7 +153,7 @@ impl Deliveries {
         id: DeliveryId,
         principal: &Principal,
     ) -> Result<Vec<HistoryEntry>, ServiceError> {
-        self.visible_row(id, principal).await?;
+        self.delivery(id, principal).await?;
         let rows = delivery_history::Entity::find()
             .filter(delivery_history::Column::DeliveryId.eq(id.0))
             .order_by_asc(delivery_history::Column::Seq)
@@ -163,19 +185,6 @@ impl Deliveries {
             .add(delivery_view::Column::State.is_in(QUEUE_STATES.map(DeliveryState::name)));
         self.page(condition, Keyset::LONGEST_WAITING_FIRST, cursor, limit)
             .await
-    }
-
-    async fn visible_row(
-        &self,
-        id: DeliveryId,
-        principal: &Principal,
-    ) -> Result<delivery_view::Model, ServiceError> {
-        let scope = Scope::of(principal);
-        delivery_view::Entity::find_by_id(id.0)
-            .one(self.db())
-            .await?
-            .filter(|row| scope.includes(&row.customer_id, row.partner_id.as_deref()))
-            .ok_or(ServiceError::NotFound(id))
     }
 
     /// One page of the view rows matching `condition`, in `keyset` order.

@@ -6,7 +6,8 @@
 //! 2. [`Authenticate`]: verifies the bearer token, if any, once; handlers read the verdict
 //!    through [`crate::auth::BearerAuth`].
 //! 3. [`RateLimit`]: per principal (by token subject; unauthenticated callers by peer
-//!    address), with `RateLimit-*` headers and 429 + `Retry-After` when used up.
+//!    address), shared by all instances through Redis when it is configured and answers,
+//!    with `RateLimit-*` headers and 429 + `Retry-After` when used up.
 //! 4. [`BodyLimit`]: reads the body up to the configured size (413 beyond it) and
 //!    fingerprints the request for idempotency.
 
@@ -14,7 +15,7 @@ use std::fmt::Write as _;
 use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use governor::clock::{Clock as _, DefaultClock};
@@ -25,10 +26,12 @@ use poem::error::ReadBodyError;
 use poem::http::HeaderValue;
 use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use redis::Script;
 use sha2::{Digest, Sha256};
 use tracing::Instrument as _;
 
 use crate::auth::{AuthError, Authentication, TokenAuthority};
+use crate::cache::RedisLink;
 use crate::config::LimitsConfig;
 use crate::error::{ApiError, retry_after_secs};
 
@@ -199,6 +202,25 @@ enum RateLimitKey {
     Peer(String),
 }
 
+impl RateLimitKey {
+    fn of(request: &Request) -> RateLimitKey {
+        match request.extensions().get::<Authentication>() {
+            Some(Authentication(Ok(principal))) => RateLimitKey::Subject(principal.subject.clone()),
+            _ => RateLimitKey::Peer(request.remote_addr().as_socket_addr().map_or_else(
+                || request.remote_addr().to_string(),
+                |addr| addr.ip().to_string(),
+            )),
+        }
+    }
+
+    fn redis_key(&self) -> String {
+        match self {
+            RateLimitKey::Subject(subject) => format!("delivery-svc:rate:sub:{subject}"),
+            RateLimitKey::Peer(peer) => format!("delivery-svc:rate:peer:{peer}"),
+        }
+    }
+}
+
 type KeyedLimiter = RateLimiter<
     RateLimitKey,
     DefaultKeyedStateStore<RateLimitKey>,
@@ -209,24 +231,125 @@ type KeyedLimiter = RateLimiter<
 /// Above this many remembered callers, those whose budget is full again are forgotten.
 const RATE_LIMIT_KEYS_KEPT: usize = 10_000;
 
-/// Per-principal rate limiting (GCRA, from `governor`).
+/// GCRA on Redis, the same algorithm `governor` runs in-process, so that every instance
+/// spends from one budget per caller. The state per caller is its theoretical arrival
+/// time (TAT) in microseconds of Redis' clock; answers {allowed, wait µs, remaining,
+/// reset µs}.
+const SHARED_GCRA: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allowed_at = new_tat - tolerance
+if now < allowed_at then
+    return {0, allowed_at - now, 0, tat - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+return {1, 0, math.floor((tolerance - (new_tat - now)) / interval), new_tat - now}
+";
+
+/// Per-principal rate limiting (GCRA): shared through Redis when there is one and it
+/// answers, in-process (`governor`) otherwise.
 #[derive(Debug, Clone)]
 pub struct RateLimit {
-    limiter: Arc<KeyedLimiter>,
+    local: Arc<KeyedLimiter>,
+    shared: Option<SharedLimit>,
+    burst: NonZeroU32,
+}
+
+#[derive(Debug, Clone)]
+struct SharedLimit {
+    redis: RedisLink,
+    script: Arc<Script>,
+    /// Microseconds between two requests at the average rate.
+    interval_us: u64,
+}
+
+/// What the limiter decided for one request.
+#[derive(Debug)]
+enum Verdict {
+    Allowed { remaining: u32, reset: Duration },
+    Refused { retry_after: Duration },
 }
 
 impl RateLimit {
-    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32, redis: Option<RedisLink>) -> Self {
         let quota = Quota::per_second(per_second).allow_burst(burst);
         RateLimit {
-            limiter: Arc::new(
+            local: Arc::new(
                 RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
             ),
+            shared: redis.map(|redis| SharedLimit {
+                redis,
+                script: Arc::new(Script::new(SHARED_GCRA)),
+                interval_us: 1_000_000 / u64::from(per_second.get()),
+            }),
+            burst,
         }
     }
 
-    pub fn from_config(limits: &LimitsConfig) -> Self {
-        RateLimit::new(limits.rate_limit_per_second, limits.rate_limit_burst)
+    pub fn from_config(limits: &LimitsConfig, redis: Option<RedisLink>) -> Self {
+        RateLimit::new(limits.rate_limit_per_second, limits.rate_limit_burst, redis)
+    }
+
+    async fn check(&self, key: &RateLimitKey) -> Verdict {
+        if let Some(shared) = &self.shared
+            && let Some(verdict) = shared.check(key, self.burst).await
+        {
+            return verdict;
+        }
+        self.check_locally(key)
+    }
+
+    fn check_locally(&self, key: &RateLimitKey) -> Verdict {
+        if self.local.len() > RATE_LIMIT_KEYS_KEPT {
+            self.local.retain_recent();
+        }
+        match self.local.check_key(key) {
+            Ok(snapshot) => {
+                let quota = snapshot.quota();
+                let remaining = snapshot.remaining_burst_capacity();
+                let used = quota.burst_size().get().saturating_sub(remaining);
+                Verdict::Allowed {
+                    remaining,
+                    reset: quota.replenish_interval() * used,
+                }
+            }
+            Err(not_until) => Verdict::Refused {
+                retry_after: not_until.wait_time_from(self.local.clock().now()),
+            },
+        }
+    }
+}
+
+impl SharedLimit {
+    /// The verdict of the shared budget, or `None` when Redis does not answer.
+    async fn check(&self, key: &RateLimitKey, burst: NonZeroU32) -> Option<Verdict> {
+        let key = key.redis_key();
+        let (allowed, wait_us, remaining, reset_us): (u8, u64, u32, u64) = self
+            .redis
+            .run(async |redis| {
+                self.script
+                    .key(&key)
+                    .arg(self.interval_us)
+                    .arg(burst.get())
+                    .invoke_async(redis)
+                    .await
+            })
+            .await?;
+        Some(if allowed == 1 {
+            Verdict::Allowed {
+                remaining,
+                reset: Duration::from_micros(reset_us),
+            }
+        } else {
+            Verdict::Refused {
+                retry_after: Duration::from_micros(wait_us),
+            }
+        })
     }
 }
 
@@ -236,7 +359,7 @@ impl<E: Endpoint> Middleware<E> for RateLimit {
     fn transform(&self, inner: E) -> Self::Output {
         RateLimitEndpoint {
             inner,
-            limiter: self.limiter.clone(),
+            limit: self.clone(),
         }
     }
 }
@@ -244,39 +367,29 @@ impl<E: Endpoint> Middleware<E> for RateLimit {
 #[derive(Debug)]
 pub struct RateLimitEndpoint<E> {
     inner: E,
-    limiter: Arc<KeyedLimiter>,
+    limit: RateLimit,
 }
 
 impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        let key = match request.extensions().get::<Authentication>() {
-            Some(Authentication(Ok(principal))) => RateLimitKey::Subject(principal.subject.clone()),
-            _ => RateLimitKey::Peer(request.remote_addr().as_socket_addr().map_or_else(
-                || request.remote_addr().to_string(),
-                |addr| addr.ip().to_string(),
-            )),
+        let burst = self.limit.burst.get();
+        let (remaining, reset) = match self.limit.check(&RateLimitKey::of(&request)).await {
+            Verdict::Allowed { remaining, reset } => (remaining, reset),
+            Verdict::Refused { retry_after } => {
+                return Err(ApiError::RateLimited {
+                    limit: burst,
+                    retry_after,
+                }
+                .into());
+            }
         };
-        if self.limiter.len() > RATE_LIMIT_KEYS_KEPT {
-            self.limiter.retain_recent();
-        }
-        let snapshot = self
-            .limiter
-            .check_key(&key)
-            .map_err(|not_until| ApiError::RateLimited {
-                limit: not_until.quota().burst_size().get(),
-                retry_after: not_until.wait_time_from(self.limiter.clock().now()),
-            })?;
-        let quota = snapshot.quota();
-        let remaining = snapshot.remaining_burst_capacity();
-        let used = quota.burst_size().get().saturating_sub(remaining);
-        let reset = retry_after_secs(quota.replenish_interval() * used);
         let mut response = self.inner.call(request).await?.into_response();
         let headers = response.headers_mut();
-        headers.insert("ratelimit-limit", quota.burst_size().get().into());
+        headers.insert("ratelimit-limit", burst.into());
         headers.insert("ratelimit-remaining", remaining.into());
-        headers.insert("ratelimit-reset", reset.into());
+        headers.insert("ratelimit-reset", retry_after_secs(reset).into());
         Ok(response)
     }
 }

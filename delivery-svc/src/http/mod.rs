@@ -18,6 +18,7 @@ use sea_orm::DatabaseConnection;
 use self::api::{DeliveryApi, OperationsApi};
 use self::middleware::{Authenticate, BodyLimit, RateLimit, RequestScope};
 use crate::auth::TokenAuthority;
+use crate::cache::RedisLink;
 use crate::commands::Deliveries;
 use crate::config::LimitsConfig;
 
@@ -74,6 +75,7 @@ pub fn endpoint(
     deliveries: Deliveries,
     authority: Arc<TokenAuthority>,
     limits: &LimitsConfig,
+    redis: Option<RedisLink>,
 ) -> impl Endpoint<Output = Response> + 'static {
     let api = api_service(deliveries);
     Route::new()
@@ -82,7 +84,7 @@ pub fn endpoint(
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
         .with(BodyLimit::new(limits.max_body_bytes))
-        .with(RateLimit::from_config(limits))
+        .with(RateLimit::from_config(limits, redis))
         .with(Authenticate::new(authority))
         .with(RequestScope)
 }

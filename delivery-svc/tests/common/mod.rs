@@ -175,12 +175,13 @@ impl TestApp {
         self.db.clone().close().await.expect("close the pool");
     }
 
-    /// Runs `sql` on the service's database behind its back.
-    pub async fn execute(&self, sql: &str) {
+    /// Runs `sql` on the service's database behind its back; returns the rows it changed.
+    pub async fn execute(&self, sql: &str) -> u64 {
         self.db
             .execute_unprepared(sql)
             .await
-            .expect("the statement runs");
+            .expect("the statement runs")
+            .rows_affected()
     }
 
     /// A valid token for `principal`.
