@@ -309,6 +309,10 @@ impl Received for AmqpMessage {
             .map(ShortString::as_str)
     }
 
+    fn routing_key(&self) -> &str {
+        self.delivery.routing_key.as_str()
+    }
+
     async fn ack(self) -> Result<(), BusError> {
         Ok(self.delivery.acker.ack(BasicAckOptions::default()).await?)
     }

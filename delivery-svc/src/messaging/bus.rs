@@ -112,6 +112,8 @@ pub trait Received: Send + 'static {
 
     fn message_id(&self) -> Option<&str>;
 
+    fn routing_key(&self) -> &str;
+
     /// Done with it: removes it from the queue.
     fn ack(self) -> impl Future<Output = Result<(), BusError>> + Send;
 

@@ -225,10 +225,6 @@ impl InProcessMessage {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     }
-
-    pub fn routing_key(&self) -> &str {
-        &self.message().routing_key
-    }
 }
 
 impl Drop for InProcessMessage {
@@ -248,6 +244,10 @@ impl Received for InProcessMessage {
 
     fn message_id(&self) -> Option<&str> {
         self.message().message_id.as_deref()
+    }
+
+    fn routing_key(&self) -> &str {
+        &self.message().routing_key
     }
 
     async fn ack(mut self) -> Result<(), BusError> {

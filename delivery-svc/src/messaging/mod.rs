@@ -121,6 +121,7 @@ fn connection_name(config: &MessagingConfig) -> String {
 async fn log_delivery_event<M: Received>(message: M) {
     tracing::info!(
         target: "delivery_events",
+        routing_key = message.routing_key(),
         message_id = message.message_id().unwrap_or("-"),
         body = %String::from_utf8_lossy(message.body()),
         "delivery event"
