@@ -9,6 +9,7 @@ mod messaging;
 
 use std::collections::HashSet;
 use std::process::Stdio;
+use std::sync::atomic::Ordering;
 
 use delivery_core::DeliveryState;
 use delivery_svc::messaging::bus::REASON_HEADER;
@@ -105,6 +106,47 @@ async fn a_killed_worker_process_loses_no_committed_change() {
             .collect();
         assert_eq!(ids, published);
         service.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn relays_side_by_side_on_postgresql_publish_each_event_once_in_order() {
+    with_rabbitmq(async |database_url, broker| {
+        if !database_url.starts_with("postgres") {
+            println!("one relay per SQLite database: nothing to share");
+            return;
+        }
+        let mut first = broker.service(database_url.clone()).await;
+        for state in [
+            DeliveryState::DeliveryConfirmed,
+            DeliveryState::Resolved,
+            DeliveryState::Delivered,
+        ] {
+            for _ in 0..10 {
+                first.http.delivery_in(state).await;
+            }
+        }
+        let mut second = broker.service(database_url).await;
+        first.start_workers();
+        second.start_workers();
+        let published = first.all_published().await;
+        let received = broker.receive_all(&published).await;
+        assert_eq!(received.len(), published.len(), "each event once");
+        let mut seqs: std::collections::HashMap<String, Vec<u64>> = Default::default();
+        for message in &received {
+            let delivery = message.body["delivery_id"].as_str().expect("a delivery");
+            let seq = message.body["seq"].as_u64().expect("a seq");
+            seqs.entry(delivery.to_owned()).or_default().push(seq);
+        }
+        for (delivery, seqs) in &seqs {
+            assert!(seqs.is_sorted(), "{delivery}: out of order {seqs:?}");
+        }
+        let shared = [first.workers(), second.workers()]
+            .map(|workers| workers.stats().published.load(Ordering::Relaxed));
+        println!("published by each relay: {shared:?}");
+        first.stop().await;
+        second.stop().await;
     })
     .await;
 }
