@@ -149,3 +149,40 @@ async fn changes_committed_while_no_relay_ran_are_published_when_one_starts() {
     })
     .await;
 }
+
+/// A transient failure (here SQLite's write lock held past the busy timeout by another
+/// writer) puts the message back instead of dead-lettering it; once the database is free
+/// the payment is handled, once.
+#[tokio::test]
+async fn a_payment_that_meets_a_busy_database_is_requeued_and_handled_once_it_is_free() {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
+    let (mut service, bus, topology) = service(url.clone()).await;
+    service.start_workers();
+    let other_writer = delivery_svc::db::connect(&url)
+        .await
+        .expect("a second pool");
+    let holding = other_writer.begin().await.expect("begin");
+    holding
+        .execute_unprepared("UPDATE delivery_order SET version = version WHERE 0 = 1")
+        .await
+        .expect("the write lock");
+
+    let ordering = common::new_id("ord");
+    let payment = common::payment_event(&ordering, &["PHYSICAL"]).to_string();
+    publish_payment(&bus, &topology, payment.as_bytes()).await;
+    let stats = service.workers().stats();
+    eventually("the payment to be put back", async || {
+        (stats.requeued.load(Relaxed) > 0).then_some(())
+    })
+    .await;
+    holding.rollback().await.expect("release the lock");
+
+    service.delivery_of(&ordering).await;
+    assert_eq!(stats.dead_lettered.load(Relaxed), 0);
+    service.stop().await;
+}
