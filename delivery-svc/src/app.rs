@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::future::OptionFuture;
 use poem::listener::TcpListener;
 use poem::{Endpoint, Response, Server};
 use sea_orm::DbErr;
@@ -21,7 +22,8 @@ use crate::cache::{DeliveryCache, RedisLink};
 use crate::commands::Deliveries;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::messaging::{Bus, Workers};
-use crate::{db, http};
+use crate::partner::{PartnerConfigError, Partners};
+use crate::{db, http, watchdog};
 
 /// How long requests in flight may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -42,6 +44,8 @@ pub enum AppError {
     Server(#[from] std::io::Error),
     #[error("logging: {0}")]
     Logging(String),
+    #[error("partners: {0}")]
+    Partners(#[from] PartnerConfigError),
     #[error("REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
 }
@@ -119,6 +123,18 @@ impl App {
     /// those in flight finish, then returns.
     pub async fn run(self, processes: Processes) -> Result<(), AppError> {
         let workers = (processes != Processes::ApiOnly).then(|| self.start_workers());
+        // The watchdogs run where the workers do; dropping `stop_watchdogs` stops them.
+        let (stop_watchdogs, watchdogs_stopped) = tokio::sync::oneshot::channel::<()>();
+        let watchdogs = (processes != Processes::ApiOnly).then(|| {
+            tokio::spawn(watchdog::run(
+                self.deliveries.clone(),
+                self.config.watchdog.clone(),
+                Utc::now,
+                async {
+                    let _closed = watchdogs_stopped.await;
+                },
+            ))
+        });
         let served = if processes == Processes::WorkersOnly {
             tracing::info!("workers running (no HTTP API)");
             shutdown_signal().await;
@@ -126,6 +142,10 @@ impl App {
         } else {
             self.listen().await
         };
+        drop(stop_watchdogs);
+        if let Some(Err(err)) = OptionFuture::from(watchdogs).await {
+            tracing::error!(error = %err, "the watchdogs failed");
+        }
         if let Some(workers) = workers {
             workers.stop().await;
         }
@@ -179,6 +199,22 @@ impl App {
         {
             println!("  {:<8} {token}", role_name(role));
         }
+        let partner = &self.config.default_partner;
+        let built_in = !self
+            .config
+            .partners
+            .partner
+            .iter()
+            .any(|p| &p.name == partner);
+        if let Some(secret) = self
+            .deliveries
+            .partners()
+            .get(partner)
+            .and_then(|p| p.webhook_secrets.first())
+            .filter(|_| built_in)
+        {
+            println!("Partner `{partner}` signs its webhooks with this random secret: {secret}");
+        }
         println!();
     }
 }
@@ -187,7 +223,12 @@ impl App {
 pub async fn open_deliveries(config: &Config) -> Result<Deliveries, AppError> {
     let connection = db::connect(&config.database_url).await?;
     db::migrate(&connection).await?;
-    Ok(Deliveries::new(connection, config.default_partner.clone()))
+    let partners = Partners::from_config(
+        &config.partners,
+        &config.default_partner,
+        config.jwt.is_development(),
+    )?;
+    Ok(Deliveries::new(connection, config.default_partner.clone()).with_partners(partners))
 }
 
 /// Runs `processes` of the service with `config`.

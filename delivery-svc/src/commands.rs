@@ -43,6 +43,7 @@ use crate::entity::{
     StateColumns, corrupt, delivery_event, delivery_order, from_db_seq, from_json, idempotency_key,
     inbox, ordering, outbox, to_db_seq, to_json,
 };
+use crate::partner::Partners;
 use crate::projection::{StoredEvent, project};
 use crate::queries::Scope;
 
@@ -63,6 +64,8 @@ pub struct Deliveries {
     outbox_written: Arc<Notify>,
     /// Single-delivery reads through Redis, refreshed after every commit.
     cache: Option<DeliveryCache>,
+    /// The partners whose signed reports move deliveries (see [`crate::partner`]).
+    partners: Arc<Partners>,
 }
 
 impl Deliveries {
@@ -72,7 +75,18 @@ impl Deliveries {
             default_partner: default_partner.into(),
             outbox_written: Arc::default(),
             cache: None,
+            partners: Arc::default(),
         }
+    }
+
+    /// Takes reports from `partners` (without, every partner's webhook is refused).
+    pub fn with_partners(mut self, partners: Partners) -> Self {
+        self.partners = Arc::new(partners);
+        self
+    }
+
+    pub fn partners(&self) -> &Partners {
+        &self.partners
     }
 
     /// Serves single-delivery reads through `cache`, and keeps it current after writes.
@@ -193,7 +207,10 @@ impl Deliveries {
         .map_err(|err| contention_as_conflict(err, id, expected))
     }
 
-    async fn apply_command(
+    /// Applies `command`, made by `role`, to the order in `row` and writes what it changes
+    /// in `txn`: the order if its version is still the one in `row`, the event, the outbox
+    /// message, the read models, and the replacement a REDELIVER calls for.
+    pub(crate) async fn apply_command(
         &self,
         txn: &DatabaseTransaction,
         row: delivery_order::Model,
@@ -243,7 +260,11 @@ impl Deliveries {
     ///
     /// The changes are logged on the `audit` target once they are committed, and only
     /// then: a replay changed nothing and is not logged again.
-    async fn write_once<T, W>(&self, ctx: &RequestContext, work: W) -> Result<T, ServiceError>
+    pub(crate) async fn write_once<T, W>(
+        &self,
+        ctx: &RequestContext,
+        work: W,
+    ) -> Result<T, ServiceError>
     where
         T: Serialize + DeserializeOwned + StateChanges,
         W: AsyncFnOnce(&DatabaseTransaction) -> Result<T, ServiceError>,
@@ -339,7 +360,7 @@ impl Deliveries {
 
 /// The state changes a write's outcome reports: (delivery, from, to); `from` is `None`
 /// for a new delivery order.
-trait StateChanges {
+pub(crate) trait StateChanges {
     fn state_changes(
         &self,
     ) -> impl Iterator<Item = (DeliveryId, Option<DeliveryState>, DeliveryState)>;
@@ -526,7 +547,7 @@ async fn remember_ordering(
 
 /// Claims `message_id` for `consumer` in the inbox: `None` the first time, else the row
 /// of the first handling.
-async fn claim_message(
+pub(crate) async fn claim_message(
     txn: &DatabaseTransaction,
     consumer: &str,
     message_id: &str,
@@ -542,7 +563,7 @@ async fn claim_message(
 }
 
 /// Records what handling the message did.
-async fn record_message_result(
+pub(crate) async fn record_message_result(
     txn: &DatabaseTransaction,
     consumer: &str,
     message_id: &str,
@@ -668,7 +689,11 @@ fn new_delivery_id() -> DeliveryId {
 
 /// A statement refused because a concurrent transaction got to delivery `id` first is the
 /// same conflict as a stale version.
-fn contention_as_conflict(err: ServiceError, id: DeliveryId, expected: u64) -> ServiceError {
+pub(crate) fn contention_as_conflict(
+    err: ServiceError,
+    id: DeliveryId,
+    expected: u64,
+) -> ServiceError {
     match err {
         ServiceError::Busy(db_err) if is_contention(&db_err) => {
             ServiceError::Conflict { id, expected }

@@ -6,6 +6,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroU32, NonZeroU64};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::partner::{PartnerEndpoint, PartnerSecret};
 
 /// Everything the service reads at start.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,6 +41,12 @@ pub struct Config {
         global = true
     )]
     pub default_partner: String,
+
+    #[command(flatten)]
+    pub partners: PartnersConfig,
+
+    #[command(flatten)]
+    pub watchdog: WatchdogConfig,
 
     #[command(flatten)]
     pub log: LogConfig,
@@ -87,6 +96,13 @@ pub struct JwtConfig {
         global = true
     )]
     pub jwt_audience: String,
+}
+
+impl JwtConfig {
+    /// Neither a secret nor a public key: the service runs in development mode.
+    pub fn is_development(&self) -> bool {
+        self.jwt_secret.is_none() && self.jwt_public_key_file.is_none()
+    }
 }
 
 impl fmt::Debug for JwtConfig {
@@ -191,6 +207,156 @@ impl Default for MessagingConfig {
             amqp_prefetch: NonZeroU16::new(32).expect("not zero"),
             relay_batch: NonZeroU64::new(100).expect("not zero"),
             relay_poll_ms: NonZeroU64::new(1000).expect("not zero"),
+        }
+    }
+}
+
+/// The delivery partners (see `crate::partner`): each declared by name with the base URL of
+/// its API, and the secrets its signed webhooks (`POST /v1/partner/webhooks`) are checked
+/// with. In development mode the default partner needs neither: it gets a built-in entry.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PartnersConfig {
+    /// A partner, as `NAME=URL` (e.g. `dhl=https://api.dhl.example`). Repeat the flag, or
+    /// separate entries with commas in the variable.
+    #[arg(
+        long = "partner",
+        env = "PARTNERS",
+        value_name = "NAME=URL",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub partner: Vec<PartnerEndpoint>,
+
+    /// A secret a partner signs its webhooks with, as `NAME=whsec_<base64>`. Give a partner
+    /// two while it rotates: either verifies.
+    #[arg(
+        long = "partner-webhook-secret",
+        env = "PARTNER_WEBHOOK_SECRETS",
+        value_name = "NAME=whsec_…",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub partner_webhook_secret: Vec<PartnerSecret>,
+
+    /// How far (seconds) a webhook's `webhook-timestamp` may be from now, either way: older
+    /// ones are refused as replays.
+    #[arg(
+        long,
+        env = "WEBHOOK_TOLERANCE_SECS",
+        default_value = "300",
+        global = true
+    )]
+    pub webhook_tolerance_secs: u64,
+}
+
+/// The watchdogs (see `crate::watchdog`): deadlines after which the system moves a
+/// delivery on by itself. Durations are a whole number with a unit: `90s`, `30m`, `48h`,
+/// `7d`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchdogConfig {
+    /// How often the watchdogs look for deliveries that are due. A failed delivery is
+    /// escalated to the operators within this time.
+    #[arg(
+        long,
+        env = "WATCHDOG_INTERVAL",
+        default_value = "5s",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub watchdog_interval: Duration,
+
+    /// How long a delivery may stay CREATED (not picked up) before it fails with
+    /// SLA_EXCEEDED.
+    #[arg(
+        long,
+        env = "PICKUP_LIMIT",
+        default_value = "48h",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub pickup_limit: Duration,
+
+    /// How long a delivery may stay PICKED_UP (not delivered) before it fails with
+    /// SLA_EXCEEDED.
+    #[arg(
+        long,
+        env = "DELIVERY_LIMIT",
+        default_value = "72h",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub delivery_limit: Duration,
+
+    /// How long a customer has to confirm or dispute a DELIVERED delivery before the system
+    /// confirms it.
+    #[arg(
+        long,
+        env = "CONFIRMATION_WINDOW",
+        default_value = "7d",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub confirmation_window: Duration,
+
+    /// At most this many deliveries per rule and round; a full batch starts the next round
+    /// at once.
+    #[arg(long, env = "WATCHDOG_BATCH", default_value = "100", global = true)]
+    pub watchdog_batch: NonZeroU64,
+}
+
+impl Default for WatchdogConfig {
+    /// The command-line defaults.
+    fn default() -> Self {
+        WatchdogConfig {
+            watchdog_interval: Duration::from_secs(5),
+            pickup_limit: Duration::from_secs(48 * 3600),
+            delivery_limit: Duration::from_secs(72 * 3600),
+            confirmation_window: Duration::from_secs(7 * 24 * 3600),
+            watchdog_batch: NonZeroU64::new(100).expect("not zero"),
+        }
+    }
+}
+
+/// `90s`, `30m`, `48h`, `7d`: a whole number and one unit.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let Some(unit) = text.chars().last() else {
+        return Err("a duration, e.g. 48h".into());
+    };
+    let number = &text[..text.len() - unit.len_utf8()];
+    let seconds_per_unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 24 * 3600,
+        _ => {
+            return Err(format!(
+                "{text:?}: end with a unit, s, m, h or d (e.g. 48h)"
+            ));
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: a whole number, then the unit (e.g. 48h)"))?;
+    number
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("48h"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        for wrong in ["", "48", "h", "1.5h", "-1h", "2w", "1é"] {
+            assert!(parse_duration(wrong).is_err(), "{wrong}");
         }
     }
 }

@@ -21,6 +21,7 @@ use poem_openapi::{ApiResponse, Object};
 use crate::auth::AuthError;
 use crate::domain::ServiceError;
 use crate::http::wire::Wire;
+use crate::partner::signature::WebhookError;
 
 /// An RFC 9457 problem details object.
 #[derive(Debug, Clone, PartialEq, Object)]
@@ -87,6 +88,9 @@ pub enum ApiError {
     /// Ready, but the database cannot take this request now; nothing was changed.
     #[error("the service is busy; retry after {} s", retry_after_secs(*retry_after))]
     Busy { retry_after: Duration },
+    /// A partner webhook that is malformed (400) or not proven to be the partner's (403).
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
     /// Logged where it happened; the client learns nothing about it but the request id.
     #[error("an internal error occurred; report it with the request id")]
     Internal,
@@ -171,6 +175,26 @@ impl ApiError {
                 S::SERVICE_UNAVAILABLE,
             ),
             ApiError::Busy { .. } => ("busy", "The service is busy", S::SERVICE_UNAVAILABLE),
+            ApiError::Webhook(WebhookError::Malformed(_)) => (
+                "webhook-malformed",
+                "The webhook is malformed",
+                S::BAD_REQUEST,
+            ),
+            ApiError::Webhook(WebhookError::UnknownPartner(_)) => (
+                "unknown-partner",
+                "No such partner is configured",
+                S::FORBIDDEN,
+            ),
+            ApiError::Webhook(WebhookError::BadSignature) => (
+                "webhook-signature-invalid",
+                "The webhook signature does not verify",
+                S::FORBIDDEN,
+            ),
+            ApiError::Webhook(WebhookError::OutsideTolerance { .. }) => (
+                "webhook-timestamp-outside-tolerance",
+                "The webhook timestamp is too far from now",
+                S::FORBIDDEN,
+            ),
             ApiError::Internal => (
                 "internal",
                 "Internal server error",
@@ -289,13 +313,16 @@ impl ApiResponse for ApiError {
 /// statuses require.
 #[derive(Debug, ApiResponse)]
 pub enum ProblemResponse {
-    /// The request is malformed: not JSON, or a path or query parameter that does not parse.
+    /// The request is malformed: not JSON, or a path or query parameter that does not
+    /// parse; a partner webhook without its Standard Webhooks headers or partner.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// No valid bearer token: missing, expired, not yet valid, or tampered with.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// The caller's role may not do this, or the object is not the caller's.
+    /// The caller's role may not do this, or the object is not the caller's; a partner
+    /// webhook from an unknown partner, with a signature that does not verify, or with a
+    /// timestamp outside the tolerance.
     #[oai(status = 403, content_type = "application/problem+json")]
     Forbidden(Json<Problem>),
     /// No such delivery (or route).
@@ -391,6 +418,8 @@ impl ProblemResponse {
                 ProblemResponse::ServiceUnavailable(problem, retry_after_secs(retry_after))
             }
             ApiError::Internal => ProblemResponse::InternalServerError(problem),
+            ApiError::Webhook(WebhookError::Malformed(_)) => ProblemResponse::BadRequest(problem),
+            ApiError::Webhook(_) => ProblemResponse::Forbidden(problem),
         }
     }
 }
@@ -434,6 +463,14 @@ mod tests {
                 retry_after: Duration::from_secs(1),
             },
             ApiError::Internal,
+            ApiError::Webhook(WebhookError::Malformed(String::new())),
+            ApiError::Webhook(WebhookError::UnknownPartner(String::new())),
+            ApiError::Webhook(WebhookError::BadSignature),
+            ApiError::Webhook(WebhookError::OutsideTolerance {
+                timestamp: 0,
+                off_by_secs: 301,
+                tolerance_secs: 300,
+            }),
         ];
         for err in errors {
             let status = err.kind().2;

@@ -22,5 +22,7 @@ pub mod entity;
 pub mod error;
 pub mod http;
 pub mod messaging;
+pub mod partner;
 pub mod projection;
 pub mod queries;
+pub mod watchdog;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    Reply, TestApp, maker, on_every_backend, payment_event, principal, sample_transition,
+    PARTNER, Reply, TestApp, maker, on_every_backend, payment_event, principal, sample_transition,
 };
 use delivery_core::{DeliveryState, Transition};
 use delivery_svc::auth::{Operation, PRINCIPAL_ROLES, role_name, transition_roles};
@@ -239,6 +239,43 @@ async fn customers_and_partners_see_and_act_on_only_their_own_deliveries() {
         }
         let listed = app.get("/v1/deliveries", &other_customer).await;
         assert_eq!(listed.json["items"], serde_json::json!([]));
+    })
+    .await;
+}
+
+/// `POST /v1/partner/webhooks` is outside the RBAC table: the partner authenticates with
+/// the webhook's signature (tests/http_webhooks.rs), and a bearer token, of any role, lets
+/// nothing through without one.
+#[tokio::test]
+async fn the_partner_webhook_takes_a_signature_and_no_token_stands_in_for_it() {
+    on_every_backend(async |app| {
+        let id = app.create_delivery().await;
+        let body = serde_json::json!({
+            "type": "delivery.picked_up",
+            "data": {"partner": PARTNER, "delivery_id": id, "partner_order_number": "DX-1"},
+        });
+        let path = "/v1/partner/webhooks";
+        let forged = [
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1764000000"),
+            ("webhook-signature", "v1,Zm9yZ2Vk"),
+        ];
+        for role in PRINCIPAL_ROLES {
+            let token = app.token(&principal(role));
+            app.send(Method::POST, path, Some(&token), Some(&body), &[])
+                .await
+                .assert_problem(StatusCode::BAD_REQUEST, "malformed-request", path);
+            app.send(Method::POST, path, Some(&token), Some(&body), &forged)
+                .await
+                .assert_problem(StatusCode::FORBIDDEN, "webhook-signature-invalid", path);
+        }
+        let delivery = app
+            .get(
+                &format!("/v1/deliveries/{id}"),
+                &principal(PrincipalRole::Admin),
+            )
+            .await;
+        assert_eq!(delivery.json["state"], "CREATED");
     })
     .await;
 }

@@ -13,6 +13,7 @@ mod m20261124_000005_create_inbox;
 mod m20261124_000006_create_idempotency_key;
 mod m20261124_000007_create_read_models;
 mod m20261125_000001_index_outbox_by_delivery;
+mod m20261126_000001_index_delivery_order_by_state;
 
 /// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_create_idempotency_key::Migration),
             Box::new(m20261124_000007_create_read_models::Migration),
             Box::new(m20261125_000001_index_outbox_by_delivery::Migration),
+            Box::new(m20261126_000001_index_delivery_order_by_state::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface: the OpenAPI operations ([`api`]), their bodies ([`bodies`]), how
-//! domain values cross the wire ([`wire`]), and what wraps every request ([`middleware`]).
+//! domain values cross the wire ([`wire`]), and what wraps every request ([`middleware`]);
+//! the partners' signed webhooks ([`webhooks`]).
 //!
 //! Routes: the API under `/v1`, the probes `/healthz` and `/readyz`, the spec at
 //! `/openapi.json` and `/openapi.yaml`, Swagger UI at `/docs`.
@@ -7,6 +8,7 @@
 pub mod api;
 pub mod bodies;
 pub mod middleware;
+pub mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use sea_orm::DatabaseConnection;
 
 use self::api::{DeliveryApi, OperationsApi};
 use self::middleware::{Authenticate, BodyLimit, RateLimit, RequestScope};
+use self::webhooks::PartnerWebhookApi;
 use crate::auth::TokenAuthority;
 use crate::cache::RedisLink;
 use crate::commands::Deliveries;
@@ -26,16 +29,20 @@ const DESCRIPTION: &str = "\
 The delivery orders of an online bookstore as a state machine (graph.yaml): created when a \
 payment succeeds, moved along the graph by the partner, the customer and operators.
 
-Every request but the probes needs an OAuth2 bearer JWT whose `role` claim is one of \
-customer, partner, operator, service, admin (see docs/security.md for who may call what). \
+Every request but the probes and the partners' signed webhooks needs an OAuth2 bearer JWT \
+whose `role` claim is one of customer, partner, operator, service, admin (see \
+docs/security.md for who may call what). \
 Every error is `application/problem+json` (RFC 9457) with the request's `request_id`. \
 Every POST takes an optional `Idempotency-Key`. Requests are rate limited per principal.";
 
-type Apis = (DeliveryApi, OperationsApi);
+type Apis = (DeliveryApi, PartnerWebhookApi, OperationsApi);
 
 fn api_service(deliveries: Deliveries) -> OpenApiService<Apis, ()> {
     let apis = (
         DeliveryApi {
+            deliveries: deliveries.clone(),
+        },
+        PartnerWebhookApi {
             deliveries: deliveries.clone(),
         },
         OperationsApi { deliveries },

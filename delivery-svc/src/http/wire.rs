@@ -220,12 +220,15 @@ impl<T: ParseFromJSON> ParsePayload for JsonBody<T> {
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
         let bytes = <Vec<u8> as poem::FromRequest>::from_request(request, body).await?;
-        let json: Value = serde_json::from_slice(&bytes)
-            .map_err(|err| ApiError::Malformed(format!("the body is not valid JSON: {err}")))?;
-        let parsed =
-            T::parse_from_json(Some(json)).map_err(|err| ApiError::Invalid(err.into_message()))?;
-        Ok(JsonBody(parsed))
+        Ok(JsonBody(parse_json(&bytes)?))
     }
+}
+
+/// A JSON body parsed into `T`: not JSON is malformed (400), not `T` is invalid (422).
+pub(crate) fn parse_json<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> {
+    let json: Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::Malformed(format!("the body is not valid JSON: {err}")))?;
+    T::parse_from_json(Some(json)).map_err(|err| ApiError::Invalid(err.into_message()))
 }
 
 poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: ParseFromJSON);

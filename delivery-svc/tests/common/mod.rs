@@ -21,7 +21,8 @@ use delivery_core::{DeliveryState, Transition};
 use delivery_svc::app::App;
 use delivery_svc::auth::{TokenSigner, transition_roles};
 use delivery_svc::config::{
-    Config, JwtConfig, LimitsConfig, LogConfig, LogFormat, MessagingConfig,
+    Config, JwtConfig, LimitsConfig, LogConfig, LogFormat, MessagingConfig, PartnersConfig,
+    WatchdogConfig,
 };
 use delivery_svc::domain::{Principal, PrincipalRole};
 use poem::endpoint::BoxEndpoint;
@@ -37,6 +38,13 @@ pub const SECRET: &str = "a test secret of at least thirty-two bytes";
 pub const PARTNER: &str = "simulated";
 /// The customer of every delivery the helpers create.
 pub const CUSTOMER: &str = "cust-1";
+/// [`PARTNER`]'s webhook secrets: it is rotating from the old one to the new one, so both
+/// verify.
+pub const PARTNER_WEBHOOK_SECRET: &str = "whsec_vOpkj8rHoMEr44iDl1RwgWHoAAUMOb5tNkT52FTZ5AY=";
+pub const PARTNER_OLD_WEBHOOK_SECRET: &str = "whsec_huvHOQtwG9AZJGw5gvPoMEH0oUdVmjSuPye2dVtEznE=";
+/// A second configured partner, to which no delivery is assigned, and its secret.
+pub const OTHER_PARTNER: &str = "other-partner";
+pub const OTHER_PARTNER_WEBHOOK_SECRET: &str = "whsec_huQlwDvAwygLzg9rdZWXgr3/ttTpEbkjwgmoHh+Q6Ck=";
 
 /// Limits that no functional test reaches.
 pub fn generous_limits() -> LimitsConfig {
@@ -55,12 +63,33 @@ pub fn config(database_url: String, limits: LimitsConfig) -> Config {
         jwt: jwt_config(Some(SECRET.into())),
         limits,
         default_partner: PARTNER.into(),
+        partners: partners_config(),
+        watchdog: WatchdogConfig::default(),
         log: LogConfig {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
         },
         messaging: MessagingConfig::default(),
         redis_url: None,
+    }
+}
+
+/// [`PARTNER`] and [`OTHER_PARTNER`] with their secrets.
+pub fn partners_config() -> PartnersConfig {
+    fn parse<T: std::str::FromStr<Err = String>>(text: String) -> T {
+        text.parse().expect("a valid partner setting")
+    }
+    PartnersConfig {
+        partner: vec![
+            parse(format!("{PARTNER}=http://127.0.0.1:9")),
+            parse(format!("{OTHER_PARTNER}=http://127.0.0.1:9")),
+        ],
+        partner_webhook_secret: vec![
+            parse(format!("{PARTNER}={PARTNER_OLD_WEBHOOK_SECRET}")),
+            parse(format!("{PARTNER}={PARTNER_WEBHOOK_SECRET}")),
+            parse(format!("{OTHER_PARTNER}={OTHER_PARTNER_WEBHOOK_SECRET}")),
+        ],
+        webhook_tolerance_secs: 300,
     }
 }
 
