@@ -21,6 +21,8 @@ use crate::auth::{DEVELOPMENT_TOKEN_TTL, KeyMode, KeySetupError, TokenAuthority,
 use crate::cache::{DeliveryCache, RedisLink};
 use crate::commands::Deliveries;
 use crate::config::{Config, LogConfig, LogFormat};
+use crate::http::live::LiveEndpoint;
+use crate::live::{LiveFeed, LiveHub};
 use crate::messaging::{Bus, Workers};
 use crate::partner::{PartnerConfigError, Partners};
 use crate::{db, http, watchdog};
@@ -67,6 +69,8 @@ pub struct App {
     bus: Bus,
     /// The cache and the shared rate limits, when `REDIS_URL` is set.
     redis: Option<RedisLink>,
+    /// The live updates' fan-out to this instance's WebSockets.
+    live: LiveHub,
 }
 
 impl App {
@@ -86,6 +90,7 @@ impl App {
             authority,
             redis,
             bus: Bus::from_config(&config.messaging),
+            live: LiveHub::new(config.live.live_buffer),
             config,
         })
     }
@@ -99,6 +104,11 @@ impl App {
     pub fn start_workers(&self) -> Workers {
         self.bus
             .spawn_workers(&self.deliveries, &self.config.messaging)
+    }
+
+    /// Feeds the live updates from the bus; [`LiveFeed::stop`] stops it.
+    pub fn start_live_feed(&self) -> LiveFeed {
+        self.live.start_feed(&self.bus, &self.config.messaging)
     }
 
     pub fn deliveries(&self) -> &Deliveries {
@@ -116,6 +126,10 @@ impl App {
             self.authority.clone(),
             &self.config.limits,
             self.redis.clone(),
+            LiveEndpoint {
+                hub: self.live.clone(),
+                heartbeat: (&self.config.live).into(),
+            },
         )
     }
 
@@ -140,7 +154,10 @@ impl App {
             shutdown_signal().await;
             Ok(())
         } else {
-            self.listen().await
+            let live = self.start_live_feed();
+            let served = self.listen().await;
+            live.stop().await;
+            served
         };
         drop(stop_watchdogs);
         if let Some(Err(err)) = OptionFuture::from(watchdogs).await {

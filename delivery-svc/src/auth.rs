@@ -373,10 +373,15 @@ pub struct BearerAuth(pub Principal);
 pub struct Authentication(pub Result<Principal, AuthError>);
 
 async fn authenticated_principal(request: &Request, _bearer: Bearer) -> poem::Result<Principal> {
+    Ok(principal_of(request)?)
+}
+
+/// The principal the authentication middleware found for `request`.
+pub fn principal_of(request: &Request) -> Result<Principal, ApiError> {
     match request.extensions().get::<Authentication>() {
         Some(Authentication(Ok(principal))) => Ok(principal.clone()),
-        Some(Authentication(Err(err))) => Err(ApiError::Unauthenticated(err.clone()).into()),
-        None => Err(ApiError::Unauthenticated(AuthError::Missing).into()),
+        Some(Authentication(Err(err))) => Err(ApiError::Unauthenticated(err.clone())),
+        None => Err(ApiError::Unauthenticated(AuthError::Missing)),
     }
 }
 
@@ -422,6 +427,7 @@ pub enum Operation {
     ReadHistory,
     ReadOperatorQueue,
     ReadGraph,
+    SubscribeLive,
 }
 
 /// One row of the RBAC table.
@@ -440,11 +446,13 @@ pub struct Permission {
 const READERS: &[PrincipalRole] = &[Customer, Partner, Operator, Service, Admin];
 /// The roles that act as some graph role ([`PrincipalRole::graph_role`]).
 const TRANSITION_MAKERS: &[PrincipalRole] = &[Customer, Partner, Operator, Admin];
+/// The roles with deliveries to follow live; a service reads the event stream itself.
+const FOLLOWERS: &[PrincipalRole] = &[Customer, Partner, Operator, Admin];
 const OWN_DELIVERIES_ONLY: &str = "customer: only its own deliveries; partner: only those assigned to it; any other delivery is 404";
 
 impl Operation {
     /// Every operation, in the order the documentation lists them.
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 9] = [
         Operation::IngestPaymentEvent,
         Operation::ApplyTransition,
         Operation::ReadDelivery,
@@ -453,6 +461,7 @@ impl Operation {
         Operation::ReadHistory,
         Operation::ReadOperatorQueue,
         Operation::ReadGraph,
+        Operation::SubscribeLive,
     ];
 
     /// The RBAC table: who may call what.
@@ -507,6 +516,14 @@ impl Operation {
                 path: "/v1/graph",
                 roles: READERS,
                 object_rule: "—",
+            },
+            Operation::SubscribeLive => Permission {
+                method: "GET",
+                path: "/v1/live",
+                roles: FOLLOWERS,
+                object_rule: "a WebSocket of delivery events; customer: only its own deliveries; \
+                              partner: only those assigned to it; operator, admin: those entering, \
+                              in or leaving the exception queue",
             },
         }
     }

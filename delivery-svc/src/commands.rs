@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use delivery_core::{
-    Actor, ActorId, AnyDeliveryOrder, Command, Created, DeliveryDetails, DeliveryEvent, DeliveryId,
-    DeliveryOrder, DeliverySnapshot, DeliveryState, EventMeta, GraphVersion, OrderingId,
-    PhysicalLines, Role,
+    Actor, ActorId, AnyDeliveryOrder, Command, Created, CustomerId, DeliveryDetails, DeliveryEvent,
+    DeliveryId, DeliveryOrder, DeliverySnapshot, DeliveryState, EventMeta, GraphVersion,
+    OrderingId, PhysicalLines, Role,
 };
 use sea_orm::prelude::Expr;
 use sea_orm::sea_query::OnConflict;
@@ -224,6 +224,7 @@ impl Deliveries {
         let from = order.state();
         let loaded_version = order.version();
         let ordering_id = order.details().ordering_id.clone();
+        let customer_id = order.details().customer_id.clone();
         let meta = event_meta(role, ctx)?;
         let (order, event) = order
             .apply(command, meta.clone())
@@ -234,7 +235,12 @@ impl Deliveries {
             partner_id: None,
             request_id: Some(ctx.request_id.clone()),
         };
-        append_event(txn, &stored, &ordering_id).await?;
+        let owners = Owners {
+            ordering_id: &ordering_id,
+            customer_id: &customer_id,
+            partner_id: row.partner_id.as_deref(),
+        };
+        append_event(txn, &stored, &owners).await?;
         let replacement_delivery_id = self.open_redelivery(txn, &order, meta, ctx).await?;
         Ok(TransitionOutcome {
             delivery_id: id,
@@ -354,7 +360,12 @@ impl Deliveries {
             partner_id: Some(self.default_partner.clone()),
             request_id: Some(ctx.request_id.clone()),
         };
-        append_event(txn, &stored, &details.ordering_id).await
+        let owners = Owners {
+            ordering_id: &details.ordering_id,
+            customer_id: &details.customer_id,
+            partner_id: Some(&self.default_partner),
+        };
+        append_event(txn, &stored, &owners).await
     }
 }
 
@@ -465,23 +476,35 @@ async fn save_transition(
 async fn append_event(
     txn: &DatabaseTransaction,
     stored: &StoredEvent,
-    ordering_id: &OrderingId,
+    owners: &Owners<'_>,
 ) -> Result<(), DbErr> {
     delivery_event::Entity::insert(stored.to_row()?)
         .exec_without_returning(txn)
         .await?;
-    outbox::Entity::insert(outbox_row(stored, ordering_id)?)
+    outbox::Entity::insert(outbox_row(stored, owners)?)
         .exec_without_returning(txn)
         .await?;
     project(txn, stored).await
 }
 
-/// The message announcing an event on the `delivery.events` exchange (DOMAIN.md).
+/// Whose delivery an event is about: its message names them.
+#[derive(Debug)]
+struct Owners<'a> {
+    ordering_id: &'a OrderingId,
+    customer_id: &'a CustomerId,
+    partner_id: Option<&'a str>,
+}
+
+/// The message announcing an event on the `delivery.events` exchange: DOMAIN.md's fields,
+/// plus the delivery's customer and partner, so that a consumer (the live updates) can
+/// tell whose it is without a lookup.
 #[derive(Debug, Serialize)]
 struct DeliveryMessage<'a> {
     event_id: Uuid,
     delivery_id: DeliveryId,
     ordering_id: &'a OrderingId,
+    customer_id: &'a CustomerId,
+    partner_id: Option<&'a str>,
     seq: u64,
     transition: &'static str,
     from: Option<DeliveryState>,
@@ -491,15 +514,14 @@ struct DeliveryMessage<'a> {
     payload: Value,
 }
 
-fn outbox_row(
-    stored: &StoredEvent,
-    ordering_id: &OrderingId,
-) -> Result<outbox::ActiveModel, DbErr> {
+fn outbox_row(stored: &StoredEvent, owners: &Owners<'_>) -> Result<outbox::ActiveModel, DbErr> {
     let event = &stored.event;
     let message = DeliveryMessage {
         event_id: Uuid::new_v4(),
         delivery_id: event.delivery_id,
-        ordering_id,
+        ordering_id: owners.ordering_id,
+        customer_id: owners.customer_id,
+        partner_id: owners.partner_id,
         seq: event.seq,
         transition: event.change.name(),
         from: event.from,

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::{NonZeroU16, NonZeroU32, NonZeroU64};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +53,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub messaging: MessagingConfig,
+
+    #[command(flatten)]
+    pub live: LiveConfig,
 
     /// Redis (`redis://HOST:PORT`): caches single-delivery reads and shares the rate
     /// limits between instances. Optional; while it is down the service reads from the
@@ -207,6 +210,40 @@ impl Default for MessagingConfig {
             amqp_prefetch: NonZeroU16::new(32).expect("not zero"),
             relay_batch: NonZeroU64::new(100).expect("not zero"),
             relay_poll_ms: NonZeroU64::new(1000).expect("not zero"),
+        }
+    }
+}
+
+/// The live updates' WebSockets (`GET /v1/live`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LiveConfig {
+    /// How often the service pings each live-updates WebSocket, in milliseconds.
+    #[arg(long, env = "LIVE_PING_MS", default_value = "20000", global = true)]
+    pub live_ping_ms: NonZeroU64,
+
+    /// How long a live-updates client may take to answer a ping (or to take a message), in
+    /// milliseconds, before its connection is closed.
+    #[arg(
+        long,
+        env = "LIVE_PONG_TIMEOUT_MS",
+        default_value = "10000",
+        global = true
+    )]
+    pub live_pong_timeout_ms: NonZeroU64,
+
+    /// Events a live-updates connection may fall behind by; a client further behind is
+    /// disconnected (close code 1013) rather than slowing the others.
+    #[arg(long, env = "LIVE_BUFFER", default_value = "256", global = true)]
+    pub live_buffer: NonZeroUsize,
+}
+
+impl Default for LiveConfig {
+    /// The command-line defaults.
+    fn default() -> Self {
+        LiveConfig {
+            live_ping_ms: NonZeroU64::new(20_000).expect("not zero"),
+            live_pong_timeout_ms: NonZeroU64::new(10_000).expect("not zero"),
+            live_buffer: NonZeroUsize::new(256).expect("not zero"),
         }
     }
 }

@@ -23,7 +23,9 @@ use crate::domain::ServiceError;
 use crate::http::wire::Wire;
 use crate::partner::signature::WebhookError;
 
-/// An RFC 9457 problem details object.
+/// An RFC 9457 problem details object. For an illegal transition it also says the
+/// delivery's `current_state`, the `attempted_transition` and the `allowed_transitions`.
+// (No doc comments on the `Wire` fields: see `Wire`'s schema.)
 #[derive(Debug, Clone, PartialEq, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct Problem {
@@ -40,9 +42,7 @@ pub struct Problem {
     pub instance: String,
     /// The request's id (`X-Request-Id`): quote it when reporting a problem.
     pub request_id: String,
-    /// For an illegal transition: the delivery's current state.
     pub current_state: Option<Wire<DeliveryState>>,
-    /// For an illegal transition: the transition that was asked for.
     pub attempted_transition: Option<Wire<Transition>>,
     /// For an illegal transition: what the current state allows.
     pub allowed_transitions: Option<Vec<Wire<Transition>>>,
@@ -66,8 +66,9 @@ pub enum ApiError {
     Transition(TransitionError),
     #[error("{0}")]
     NotFound(String),
-    #[error("this route does not take this method")]
-    MethodNotAllowed,
+    /// `allow`: the methods the route takes, for the `Allow` header.
+    #[error("this route does not take this method; it takes {allow}")]
+    MethodNotAllowed { allow: String },
     /// Another change to the same delivery committed first.
     #[error("{0}")]
     Conflict(String),
@@ -136,7 +137,7 @@ impl ApiError {
                 S::FORBIDDEN,
             ),
             ApiError::NotFound(_) => ("not-found", "Not found", S::NOT_FOUND),
-            ApiError::MethodNotAllowed => (
+            ApiError::MethodNotAllowed { .. } => (
                 "method-not-allowed",
                 "Method not allowed",
                 S::METHOD_NOT_ALLOWED,
@@ -212,7 +213,11 @@ impl ApiError {
         if err.is::<NotFoundError>() {
             ApiError::NotFound("no such route".into())
         } else if err.is::<MethodNotAllowedError>() {
-            ApiError::MethodNotAllowed
+            // `http::methods::AllowedMethods` answers this with the route's methods before
+            // it gets here; an empty `Allow` ("no method") is all that is known here.
+            ApiError::MethodNotAllowed {
+                allow: String::new(),
+            }
         } else if err.is::<AuthorizationError>() {
             ApiError::Unauthenticated(AuthError::Missing)
         } else if err.is::<ContentTypeError>() {
@@ -330,7 +335,12 @@ pub enum ProblemResponse {
     NotFound(Json<Problem>),
     /// The route exists, but not with this method.
     #[oai(status = 405, content_type = "application/problem+json")]
-    MethodNotAllowed(Json<Problem>),
+    MethodNotAllowed(
+        Json<Problem>,
+        /// The methods the route takes.
+        #[oai(header = "Allow")]
+        String,
+    ),
     /// The transition is not allowed in the delivery's current state (`current_state`,
     /// `allowed_transitions`), or the delivery changed concurrently: reload and retry.
     #[oai(status = 409, content_type = "application/problem+json")]
@@ -397,7 +407,9 @@ impl ProblemResponse {
                 ProblemResponse::Forbidden(problem)
             }
             ApiError::NotFound(_) => ProblemResponse::NotFound(problem),
-            ApiError::MethodNotAllowed => ProblemResponse::MethodNotAllowed(problem),
+            ApiError::MethodNotAllowed { allow } => {
+                ProblemResponse::MethodNotAllowed(problem, allow)
+            }
             ApiError::Transition(TransitionError::NotAllowed { .. }) | ApiError::Conflict(_) => {
                 ProblemResponse::Conflict(problem)
             }
@@ -448,7 +460,9 @@ mod tests {
                 allowed_roles: Transition::PickUp.roles(),
             }),
             ApiError::NotFound(String::new()),
-            ApiError::MethodNotAllowed,
+            ApiError::MethodNotAllowed {
+                allow: "GET".into(),
+            },
             ApiError::Conflict(String::new()),
             ApiError::PayloadTooLarge { limit_bytes: 1 },
             ApiError::UnsupportedMediaType(String::new()),

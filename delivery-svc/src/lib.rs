@@ -9,7 +9,8 @@
 //!
 //! Messaging ([`messaging`]) runs beside it: the payment consumer calls the same domain
 //! layer as `POST /v1/payment-events`, and the outbox relay publishes the outbox rows the
-//! commands wrote as delivery events.
+//! commands wrote as delivery events; the live updates ([`live`]) push them to WebSocket
+//! clients.
 
 pub mod app;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod messaging;
 pub mod partner;
 pub mod projection;

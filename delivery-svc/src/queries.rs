@@ -25,7 +25,7 @@ use crate::entity::{delivery_history, delivery_view, from_db_seq, parse, parse_o
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// The states of the operators' exception queue.
-const QUEUE_STATES: [DeliveryState; 2] = [
+pub(crate) const QUEUE_STATES: [DeliveryState; 2] = [
     DeliveryState::DeliveryFailed,
     DeliveryState::PendingByOperator,
 ];

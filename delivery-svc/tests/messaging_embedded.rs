@@ -47,6 +47,7 @@ async fn order_management(bus: &InProcessBus, topology: &Topology) -> InProcessS
         bindings: vec!["delivery.#".into()],
         prefetch: 10,
         dead_letter: false,
+        transient: false,
     };
     bus.subscribe(&queue).await.expect("subscribed")
 }

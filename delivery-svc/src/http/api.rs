@@ -39,7 +39,7 @@ pub enum ApiTag {
 }
 
 /// The number of items a page holds when the caller does not say.
-fn default_page_size() -> u64 {
+fn default_page_size() -> u32 {
     20
 }
 
@@ -202,8 +202,12 @@ impl DeliveryApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// How many deliveries a page holds (the service caps it).
-        #[oai(default = "default_page_size", validator(minimum(value = "1")))]
-        limit: Query<u64>,
+        // u32's maximum, stated: poem-openapi's schema of an unsigned integer omits it.
+        #[oai(
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        limit: Query<u32>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let principal = Operation::ListDeliveries.authorize(auth)?;
         let filter = DeliveryFilter {
@@ -214,7 +218,7 @@ impl DeliveryApi {
         };
         let page = self
             .deliveries
-            .deliveries(filter, cursor.0, limit.0, &principal)
+            .deliveries(filter, cursor.0, limit.0.into(), &principal)
             .await?;
         Ok(Json(page.into()))
     }
@@ -283,13 +287,17 @@ impl DeliveryApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// How many deliveries a page holds (the service caps it).
-        #[oai(default = "default_page_size", validator(minimum(value = "1")))]
-        limit: Query<u64>,
+        // u32's maximum, stated: poem-openapi's schema of an unsigned integer omits it.
+        #[oai(
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        limit: Query<u32>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let principal = Operation::ReadOperatorQueue.authorize(auth)?;
         let page = self
             .deliveries
-            .operator_queue(cursor.0, limit.0, &principal)
+            .operator_queue(cursor.0, limit.0.into(), &principal)
             .await?;
         Ok(Json(page.into()))
     }

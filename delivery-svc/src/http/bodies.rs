@@ -14,7 +14,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, Union};
 use uuid::Uuid;
 
-use super::wire::{Wire, WireValue};
+use super::wire::{Wire, WireValue, not_null};
 use crate::domain::{
     DeliveryView, HistoryEntry, Page, PaymentOutcome, PaymentSucceeded, TransitionOutcome,
 };
@@ -112,6 +112,7 @@ impl TryFrom<PaymentEvent> for PaymentSucceeded {
 pub struct ShippingAddressBody {
     pub name: Wire<Line>,
     pub line1: Wire<Line>,
+    #[oai(deserialize_with = "not_null")]
     pub line2: Option<Wire<Line>>,
     pub city: Wire<Line>,
     pub postal_code: Wire<Line>,
@@ -151,7 +152,8 @@ pub struct OrderLineBody {
     pub product_id: Wire<ProductId>,
     pub title: Wire<Line>,
     pub format: Wire<Format>,
-    #[oai(validator(minimum(value = "1")))]
+    // u32's maximum, stated: poem-openapi's schema of an unsigned integer omits it.
+    #[oai(validator(minimum(value = "1"), maximum(value = "4294967295")))]
     pub quantity: u32,
 }
 
@@ -180,12 +182,13 @@ impl From<OrderLine> for OrderLineBody {
     }
 }
 
-/// What handling a payment event did.
+/// What handling a payment event did: the `outcome`, and the `delivery_id` of the delivery
+/// order the event created (now or when it was first handled).
+// (No doc comments on the `Wire` fields: see `Wire`'s schema.)
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct PaymentEventResult {
     pub outcome: PaymentEventOutcome,
-    /// The delivery order the event created (now or when it was first handled).
     pub delivery_id: Option<Wire<DeliveryId>>,
 }
 
@@ -275,6 +278,7 @@ impl Example for PickUpBody {
 #[oai(rename = "Fail", example, skip_serializing_if_is_none)]
 pub struct FailBody {
     pub reason: Wire<FailureReason>,
+    #[oai(deserialize_with = "not_null")]
     pub detail: Option<Wire<Text>>,
 }
 
@@ -314,6 +318,7 @@ pub struct ConfirmReceiptBody {}
 #[oai(rename = "Dispute", example, skip_serializing_if_is_none)]
 pub struct DisputeBody {
     pub reason: Wire<DisputeReason>,
+    #[oai(deserialize_with = "not_null")]
     pub detail: Option<Wire<Text>>,
 }
 
@@ -331,6 +336,7 @@ impl Example for DisputeBody {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "Escalate", example, skip_serializing_if_is_none)]
 pub struct EscalateBody {
+    #[oai(deserialize_with = "not_null")]
     pub assignee: Option<Wire<OperatorId>>,
 }
 
@@ -348,6 +354,7 @@ impl Example for EscalateBody {
 #[oai(rename = "Resolve", example, skip_serializing_if_is_none)]
 pub struct ResolveBody {
     pub resolution: Wire<Resolution>,
+    #[oai(deserialize_with = "not_null")]
     pub note: Option<Wire<Text>>,
 }
 
@@ -404,7 +411,9 @@ const _: fn(&Command) = |command| match command {
     | Command::Resolve(_) => {}
 };
 
-/// What a transition did.
+/// What a transition did; a REDELIVER resolution also names the new delivery order it
+/// created (`replacement_delivery_id`).
+// (No doc comments on the `Wire` fields: see `Wire`'s schema.)
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct TransitionResult {
@@ -413,7 +422,6 @@ pub struct TransitionResult {
     pub to: Wire<DeliveryState>,
     /// The delivery's new version (the event's sequence number).
     pub version: u64,
-    /// The new delivery order a REDELIVER resolution created.
     pub replacement_delivery_id: Option<Wire<DeliveryId>>,
 }
 
@@ -429,7 +437,9 @@ impl From<TransitionOutcome> for TransitionResult {
     }
 }
 
-/// A delivery order.
+/// A delivery order. A redelivery names the delivery order it redelivers
+/// (`replaces_delivery_id`), and that one names it (`replaced_by_delivery_id`).
+// (No doc comments on the `Wire` fields: see `Wire`'s schema.)
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct Delivery {
@@ -451,9 +461,7 @@ pub struct Delivery {
     pub resolution: Option<Wire<Resolution>>,
     pub note: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
-    /// The delivery order this one redelivers.
     pub replaces_delivery_id: Option<Wire<DeliveryId>>,
-    /// The delivery order that redelivers this one.
     pub replaced_by_delivery_id: Option<Wire<DeliveryId>>,
     pub shipping_address: ShippingAddressBody,
     pub lines: Vec<OrderLineBody>,

@@ -4,7 +4,9 @@
 //!    new UUID), a tracing span that carries it into every log line of the request, the
 //!    id on the response, and every error (ours, poem's, a panic) rendered as problem+json.
 //! 2. [`Authenticate`]: verifies the bearer token, if any, once; handlers read the verdict
-//!    through [`crate::auth::BearerAuth`].
+//!    through [`crate::auth::BearerAuth`]. The token comes from `Authorization` or, on a
+//!    WebSocket handshake (browsers cannot set headers there), from the subprotocol
+//!    `bearer.<token>`.
 //! 3. [`RateLimit`]: per principal (by token subject; unauthenticated callers by peer
 //!    address), shared by all instances through Redis when it is configured and answers,
 //!    with `RateLimit-*` headers and 429 + `Retry-After` when used up.
@@ -24,7 +26,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use poem::error::ReadBodyError;
 use poem::http::HeaderValue;
-use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use redis::Script;
 use sha2::{Digest, Sha256};
@@ -170,13 +172,14 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut request: Request) -> poem::Result<Self::Output> {
-        if let Some(header) = request.headers().get(AUTHORIZATION) {
-            let verdict = match header.to_str().ok().and_then(bearer_token) {
-                Some(token) => self.authority.verify(token),
-                None => Err(AuthError::Invalid(
-                    "the Authorization header is not `Bearer <JWT>`".into(),
-                )),
-            };
+        let token = match request.headers().get(AUTHORIZATION) {
+            Some(header) => Some(header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+                AuthError::Invalid("the Authorization header is not `Bearer <JWT>`".into())
+            })),
+            None => subprotocol_token(&request).map(Ok),
+        };
+        if let Some(token) = token {
+            let verdict = token.and_then(|token| self.authority.verify(token));
             if let Ok(principal) = &verdict {
                 let span = tracing::Span::current();
                 span.record("role", crate::auth::role_name(principal.role));
@@ -186,6 +189,21 @@ impl<E: Endpoint> Endpoint for AuthenticateEndpoint<E> {
         }
         self.inner.call(request).await
     }
+}
+
+/// The token a WebSocket handshake carries as the subprotocol `bearer.<token>`.
+fn subprotocol_token(request: &Request) -> Option<&str> {
+    let upgrade = request.headers().get(UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    request
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix("bearer."))
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).

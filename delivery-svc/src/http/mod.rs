@@ -1,12 +1,15 @@
 //! The HTTP surface: the OpenAPI operations ([`api`]), their bodies ([`bodies`]), how
 //! domain values cross the wire ([`wire`]), and what wraps every request ([`middleware`]);
-//! the partners' signed webhooks ([`webhooks`]).
+//! the partners' signed webhooks ([`webhooks`]); the live updates' WebSocket ([`live`]).
 //!
 //! Routes: the API under `/v1`, the probes `/healthz` and `/readyz`, the spec at
-//! `/openapi.json` and `/openapi.yaml`, Swagger UI at `/docs`.
+//! `/openapi.json` and `/openapi.yaml`, Swagger UI at `/docs`, the WebSocket at `/v1/live`
+//! (outside the spec).
 
 pub mod api;
 pub mod bodies;
+pub mod live;
+pub mod methods;
 pub mod middleware;
 pub mod webhooks;
 pub mod wire;
@@ -18,6 +21,8 @@ use poem_openapi::{ExtraHeader, OpenApiService};
 use sea_orm::DatabaseConnection;
 
 use self::api::{DeliveryApi, OperationsApi};
+use self::live::LiveEndpoint;
+use self::methods::AllowedMethods;
 use self::middleware::{Authenticate, BodyLimit, RateLimit, RequestScope};
 use self::webhooks::PartnerWebhookApi;
 use crate::auth::TokenAuthority;
@@ -83,13 +88,17 @@ pub fn endpoint(
     authority: Arc<TokenAuthority>,
     limits: &LimitsConfig,
     redis: Option<RedisLink>,
+    live: LiveEndpoint,
 ) -> impl Endpoint<Output = Response> + 'static {
     let api = api_service(deliveries);
+    let allowed_methods = AllowedMethods::from_spec(&api.spec());
     Route::new()
         .at("/openapi.json", api.spec_endpoint())
         .at("/openapi.yaml", api.spec_endpoint_yaml())
         .nest("/docs", api.swagger_ui())
+        .at(live::PATH, poem::get(live))
         .nest("/", api)
+        .with(allowed_methods)
         .with(BodyLimit::new(limits.max_body_bytes))
         .with(RateLimit::from_config(limits, redis))
         .with(Authenticate::new(authority))

@@ -39,6 +39,10 @@ pub trait WireValue: Sized + Send + Sync + 'static {
     const DESCRIPTION: &'static str;
     /// The OpenAPI `format` of the string, if it has one.
     const FORMAT: Option<&'static str> = None;
+    /// What the parser accepts, as the schema's `minLength`, `maxLength` (in characters,
+    /// as both JSON Schema and the parsers count) and `pattern`, so that a client or a
+    /// fuzzer can tell a valid value from the spec alone.
+    const TEXT_RULE: Option<TextRule> = None;
     /// The only values allowed, for enums; empty for free-form values.
     fn enum_values() -> Vec<&'static str> {
         Vec::new()
@@ -47,12 +51,39 @@ pub trait WireValue: Sized + Send + Sync + 'static {
     fn to_wire(&self) -> String;
 }
 
+/// The string constraints of a text value, restating its delivery-core parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextRule {
+    pub min_length: usize,
+    pub max_length: usize,
+    /// An ECMA-262 regex (JSON Schema's dialect, not anchored unless it says so), written
+    /// with `\xNN`/`\uNNNN` escapes only, so Python's `re` (schemathesis) reads it alike.
+    pub pattern: &'static str,
+}
+
+/// delivery-core's identifier rule: no control character (`char::is_control`, Unicode
+/// Cc), and neither starts nor ends with white space (`char::is_whitespace`) or a control.
+const IDENTIFIER_PATTERN: &str = concat!(
+    r"^[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"([^\x00-\x1F\x7F-\x9F]*",
+    r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$",
+);
+
+const fn identifier(max_length: usize) -> Option<TextRule> {
+    Some(TextRule {
+        min_length: 1,
+        max_length,
+        pattern: IDENTIFIER_PATTERN,
+    })
+}
+
 /// Text values: parsed by their own `parse`.
 macro_rules! text_values {
-    ($($ty:ident: $description:literal;)*) => {$(
+    ($($ty:ident: $description:literal, $rule:expr;)*) => {$(
         impl WireValue for $ty {
             const SCHEMA: &'static str = stringify!($ty);
             const DESCRIPTION: &'static str = $description;
+            const TEXT_RULE: Option<TextRule> = $rule;
             fn parse(raw: &str) -> Result<Self, InvalidValue> {
                 $ty::parse(raw)
             }
@@ -64,15 +95,19 @@ macro_rules! text_values {
 }
 
 text_values! {
-    PartnerOrderNumber: "The delivery partner's own number for a delivery order: 1 to 64 ASCII letters, digits, `-`, `_`, `.` or `/`.";
-    OperatorId: "An operator's identifier: not blank, at most 128 characters, one line.";
-    OrderingId: "The ordering domain's id of an ordering: not blank, at most 128 characters, one line.";
-    CustomerId: "The customer domain's id of a customer: not blank, at most 128 characters, one line.";
-    PaymentId: "The payment domain's id of a payment: not blank, at most 128 characters, one line.";
-    ProductId: "The product domain's id of a product: not blank, at most 128 characters, one line.";
-    Text: "Free text written by a person: not blank, at most 2000 characters.";
-    Line: "A single line of an address or a title: not blank, at most 200 characters.";
-    CountryCode: "An ISO 3166-1 alpha-2 country code, e.g. `GB`.";
+    PartnerOrderNumber: "The delivery partner's own number for a delivery order: 1 to 64 ASCII letters, digits, `-`, `_`, `.` or `/`.",
+        Some(TextRule { min_length: 1, max_length: 64, pattern: r"^[-A-Za-z0-9_./]+$" });
+    OperatorId: "An operator's identifier: not blank, at most 128 characters, one line.", identifier(128);
+    OrderingId: "The ordering domain's id of an ordering: not blank, at most 128 characters, one line.", identifier(128);
+    CustomerId: "The customer domain's id of a customer: not blank, at most 128 characters, one line.", identifier(128);
+    PaymentId: "The payment domain's id of a payment: not blank, at most 128 characters, one line.", identifier(128);
+    ProductId: "The product domain's id of a product: not blank, at most 128 characters, one line.", identifier(128);
+    // Not blank: some character that is not white space, anywhere.
+    Text: "Free text written by a person: not blank, at most 2000 characters.",
+        Some(TextRule { min_length: 1, max_length: 2000, pattern: r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]" });
+    Line: "A single line of an address or a title: not blank, at most 200 characters.", identifier(200);
+    CountryCode: "An ISO 3166-1 alpha-2 country code, e.g. `GB`.",
+        Some(TextRule { min_length: 2, max_length: 2, pattern: "^[A-Z]{2}$" });
 }
 
 /// graph.yaml's enums: their `ALL` values by `name()`.
@@ -148,6 +183,11 @@ impl<T: WireValue> Type for Wire<T> {
         T::SCHEMA.into()
     }
 
+    /// A reference to the named schema. A struct field of this type must not have a doc
+    /// comment: poem-openapi would turn the reference into `allOf: [$ref, {description}]`,
+    /// which generators such as openapi-python-client refuse for a non-object schema (the
+    /// spec test `no_allof_over_a_non_object` holds this). Describe the field in the
+    /// struct's doc comment instead.
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Reference(T::SCHEMA.into())
     }
@@ -157,6 +197,9 @@ impl<T: WireValue> Type for Wire<T> {
             description: Some(T::DESCRIPTION),
             format: T::FORMAT,
             enum_items: T::enum_values().into_iter().map(Value::from).collect(),
+            min_length: T::TEXT_RULE.map(|rule| rule.min_length),
+            max_length: T::TEXT_RULE.map(|rule| rule.max_length),
+            pattern: T::TEXT_RULE.map(|rule| rule.pattern.to_owned()),
             ..MetaSchema::new("string")
         });
     }
@@ -190,6 +233,18 @@ impl<T: WireValue> ParseFromParameter for Wire<T> {
 impl<T: WireValue> ToJSON for Wire<T> {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.to_wire()))
+    }
+}
+
+/// Reads an optional field of a request body (`#[oai(deserialize_with = "not_null")]`):
+/// it may be left out but not be `null`, as the spec says (no field is nullable).
+/// `Option`'s own reading takes `null` for "left out", accepting what the spec refuses.
+pub fn not_null<T: ParseFromJSON>(value: Option<Value>) -> ParseResult<Option<T>> {
+    match value {
+        Some(Value::Null) => Err(ParseError::custom(
+            "null is not a value here: leave the field out",
+        )),
+        value => Option::<T>::parse_from_json(value).map_err(ParseError::propagate),
     }
 }
 

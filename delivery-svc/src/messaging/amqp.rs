@@ -5,7 +5,8 @@
 //! come back through here). Publishing uses one channel in confirm mode: every message is
 //! persistent and `mandatory`, and counts as published only on the broker's ack without a
 //! return. Each consumer has its own channel with a prefetch limit. Queues are durable
-//! quorum queues; a consumer's queue dead-letters into `<queue>.dlx` → `<queue>.dlq`.
+//! quorum queues; a consumer's queue dead-letters into `<queue>.dlx` → `<queue>.dlq`. A
+//! transient queue is classic, exclusive and auto-delete: it dies with its consumer.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -188,6 +189,21 @@ async fn declare_quorum_queue(
     Ok(())
 }
 
+/// Declares a queue of this connection's own, deleted when its consumer goes: classic,
+/// since a quorum queue cannot be exclusive.
+async fn declare_transient_queue(channel: &Channel, name: &str) -> Result<(), lapin::Error> {
+    let options = QueueDeclareOptions {
+        durable: false,
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name, options, FieldTable::default())
+        .await?;
+    Ok(())
+}
+
 /// Declares `spec.exchange`, the queue and its bindings.
 async fn declare_bound_queue(
     channel: &Channel,
@@ -195,7 +211,11 @@ async fn declare_bound_queue(
     dead_letter_exchange: Option<&str>,
 ) -> Result<(), lapin::Error> {
     declare_topic_exchange(channel, &spec.exchange).await?;
-    declare_quorum_queue(channel, &spec.name, dead_letter_exchange).await?;
+    if spec.transient {
+        declare_transient_queue(channel, &spec.name).await?;
+    } else {
+        declare_quorum_queue(channel, &spec.name, dead_letter_exchange).await?;
+    }
     for pattern in &spec.bindings {
         channel
             .queue_bind(

@@ -15,7 +15,7 @@ pub struct Outgoing {
     pub body: Vec<u8>,
 }
 
-/// A durable queue bound to a topic exchange, as a consumer declares it.
+/// A queue bound to a topic exchange, as a consumer declares it: durable, or transient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
     pub name: String,
@@ -26,6 +26,10 @@ pub struct QueueSpec {
     pub prefetch: u16,
     /// Whether the queue has a dead-letter queue ([`QueueSpec::dead_letters`]).
     pub dead_letter: bool,
+    /// A queue of one consumer's own that goes away with it (RabbitMQ: exclusive,
+    /// auto-delete, not durable), for per-instance state such as live updates; what it
+    /// held is lost then. Otherwise the queue is durable and outlives its consumers.
+    pub transient: bool,
 }
 
 impl QueueSpec {
@@ -43,6 +47,7 @@ impl QueueSpec {
             bindings: vec!["#".into()],
             prefetch: self.prefetch,
             dead_letter: false,
+            transient: false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The event bus inside the process, for the embedded default (no `AMQP_URL`): topic
-//! exchanges with RabbitMQ's pattern rules, queues that outlive their consumers, bounded
-//! prefetch, requeue, and dead-lettering with the reason, so that the workers behave as
-//! they do on RabbitMQ. Nothing survives the process, which is fine: the outbox, not the
+//! exchanges with RabbitMQ's pattern rules, queues that outlive their consumers (or, if
+//! transient, die with them), bounded prefetch, requeue, and dead-lettering with the
+//! reason, so that the workers behave as they do on RabbitMQ. Nothing survives the process, which is fine: the outbox, not the
 //! bus, is what makes a state change durable.
 
 use std::collections::{HashMap, VecDeque};
@@ -59,6 +59,14 @@ impl Broker {
                 })
             })
             .clone()
+    }
+
+    /// Deletes queue `name` and its bindings, as RabbitMQ deletes an auto-delete queue.
+    fn delete(&mut self, name: &str) {
+        self.queues.remove(name);
+        for bindings in self.bindings.values_mut() {
+            bindings.retain(|(_, queue)| queue != name);
+        }
     }
 
     fn bind(&mut self, exchange: &str, pattern: &str, queue: &str) {
@@ -170,6 +178,7 @@ impl EventBus for InProcessBus {
             queue,
             broker: self.broker.clone(),
             prefetch: Arc::new(Semaphore::new(usize::from(spec.prefetch.max(1)))),
+            transient: spec.transient.then(|| spec.name.clone()),
         })
     }
 }
@@ -181,6 +190,16 @@ pub struct InProcessSubscription {
     broker: Arc<Mutex<Broker>>,
     /// One permit per message held unsettled.
     prefetch: Arc<Semaphore>,
+    /// The name of a transient queue, deleted with this subscription.
+    transient: Option<String>,
+}
+
+impl Drop for InProcessSubscription {
+    fn drop(&mut self) {
+        if let Some(name) = &self.transient {
+            lock(&self.broker).delete(name);
+        }
+    }
 }
 
 impl Subscription for InProcessSubscription {
@@ -278,7 +297,38 @@ impl Received for InProcessMessage {
 
 #[cfg(test)]
 mod tests {
-    use super::topic_matches;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transient_queue_goes_away_with_its_subscription() {
+        let bus = InProcessBus::default();
+        let queue = QueueSpec {
+            name: "live".into(),
+            exchange: "events".into(),
+            bindings: vec!["delivery.#".into()],
+            prefetch: 1,
+            dead_letter: false,
+            transient: true,
+        };
+        let message = Outgoing {
+            exchange: "events".into(),
+            routing_key: "delivery.created".into(),
+            message_id: "m-1".into(),
+            body: b"{}".to_vec(),
+        };
+        let mut subscription = bus.subscribe(&queue).await.expect("subscribed");
+        bus.publish(&message)
+            .await
+            .expect("routed to the live queue");
+        let received = subscription.next().await.expect("a message");
+        assert_eq!(received.message_id(), Some("m-1"));
+        received.ack().await.expect("acked");
+        subscription.close().await;
+        assert!(matches!(
+            bus.publish(&message).await,
+            Err(PublishError::Unroutable { .. })
+        ));
+    }
 
     #[test]
     fn topic_patterns_follow_rabbitmq() {

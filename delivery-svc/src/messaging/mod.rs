@@ -52,6 +52,7 @@ impl Topology {
                 bindings: vec!["payment.succeeded".into()],
                 prefetch: config.amqp_prefetch.get(),
                 dead_letter: true,
+                transient: false,
             },
             payments_exchange,
             delivery_events_exchange: format!("{ns}delivery.events"),
@@ -66,6 +67,20 @@ impl Topology {
             bindings: vec!["delivery.#".into()],
             prefetch: self.payments_queue.prefetch,
             dead_letter: false,
+            transient: false,
+        }
+    }
+
+    /// The queue of one API instance's live updates (`instance` makes it its own): every
+    /// delivery event, gone when the instance stops.
+    pub fn live_queue(&self, instance: &str) -> QueueSpec {
+        QueueSpec {
+            name: format!("{}.live.{instance}", self.delivery_events_exchange),
+            exchange: self.delivery_events_exchange.clone(),
+            bindings: vec!["delivery.#".into()],
+            prefetch: self.payments_queue.prefetch,
+            dead_letter: false,
+            transient: true,
         }
     }
 }

@@ -21,8 +21,8 @@ use delivery_core::{DeliveryState, Transition};
 use delivery_svc::app::App;
 use delivery_svc::auth::{TokenSigner, transition_roles};
 use delivery_svc::config::{
-    Config, JwtConfig, LimitsConfig, LogConfig, LogFormat, MessagingConfig, PartnersConfig,
-    WatchdogConfig,
+    Config, JwtConfig, LimitsConfig, LiveConfig, LogConfig, LogFormat, MessagingConfig,
+    PartnersConfig, WatchdogConfig,
 };
 use delivery_svc::domain::{Principal, PrincipalRole};
 use poem::endpoint::BoxEndpoint;
@@ -70,6 +70,7 @@ pub fn config(database_url: String, limits: LimitsConfig) -> Config {
             log_filter: "info".into(),
         },
         messaging: MessagingConfig::default(),
+        live: LiveConfig::default(),
         redis_url: None,
     }
 }
