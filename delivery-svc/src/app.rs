@@ -3,9 +3,11 @@
 //! [`App::new`] sets up the token keys, connects, migrates, builds the domain layer
 //! ([`open_deliveries`]) and picks the event bus;
 //! [`App::endpoint`] is the whole HTTP surface, for a server or, in tests, for
-//! `poem::test::TestClient`; [`App::start_workers`] starts the messaging workers;
+//! `poem::test::TestClient`; [`App::start_workers`] starts the messaging workers and
+//! [`App::booker`] makes the partner bookings' worker;
 //! [`App::run`] runs the API, the workers or both ([`Processes`]) until Ctrl-C or SIGTERM,
-//! then lets requests and messages in flight finish.
+//! then lets requests and messages in flight finish. In development mode it also starts the
+//! built-in partner ([`partner_simulator`]), so that deliveries move on their own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +25,10 @@ use crate::commands::Deliveries;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::http::live::LiveEndpoint;
 use crate::live::{LiveFeed, LiveHub};
+use crate::messaging::workers::shutdown_pair;
 use crate::messaging::{Bus, Workers};
-use crate::partner::{PartnerConfigError, Partners};
+use crate::partner::booking::Booker;
+use crate::partner::{Partner, PartnerConfigError, Partners, SIMULATOR_BASE_URL};
 use crate::{db, http, watchdog};
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -50,6 +54,8 @@ pub enum AppError {
     Partners(#[from] PartnerConfigError),
     #[error("REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("the partners' HTTP client: {0}")]
+    PartnerClient(#[from] reqwest::Error),
 }
 
 /// What a process runs: API nodes and worker nodes scale apart.
@@ -106,6 +112,14 @@ impl App {
             .spawn_workers(&self.deliveries, &self.config.messaging)
     }
 
+    /// The worker that books new delivery orders with their partners.
+    pub fn booker(&self) -> Result<Booker, AppError> {
+        Ok(Booker::new(
+            self.deliveries.clone(),
+            self.config.booking.clone(),
+        )?)
+    }
+
     /// Feeds the live updates from the bus; [`LiveFeed::stop`] stops it.
     pub fn start_live_feed(&self) -> LiveFeed {
         self.live.start_feed(&self.bus, &self.config.messaging)
@@ -149,6 +163,15 @@ impl App {
                 },
             ))
         });
+        let (stop_booker, booker_shutdown) = shutdown_pair();
+        let booker = match processes {
+            Processes::ApiOnly => None,
+            _ => Some(tokio::spawn(self.booker()?.run(booker_shutdown))),
+        };
+        let simulator = match processes {
+            Processes::ApiAndWorkers => self.start_simulator().await,
+            _ => None,
+        };
         let served = if processes == Processes::WorkersOnly {
             tracing::info!("workers running (no HTTP API)");
             shutdown_signal().await;
@@ -160,6 +183,13 @@ impl App {
             served
         };
         drop(stop_watchdogs);
+        stop_booker.stop();
+        if let Some(Err(err)) = OptionFuture::from(booker).await {
+            tracing::error!(error = %err, "the booker failed");
+        }
+        if let Some(simulator) = simulator {
+            simulator.stop().await;
+        }
         if let Some(Err(err)) = OptionFuture::from(watchdogs).await {
             tracing::error!(error = %err, "the watchdogs failed");
         }
@@ -190,6 +220,37 @@ impl App {
         Ok(())
     }
 
+    /// In development mode, with the default partner built in: the partner simulator at
+    /// its address, reporting to this service. Not fatal if it cannot start (the port is
+    /// taken): bookings then wait, and the partner's webhooks can be sent by hand.
+    async fn start_simulator(&self) -> Option<partner_simulator::Running> {
+        if self.config.partners.no_partner_simulator {
+            return None;
+        }
+        let partner = self.built_in_partner()?;
+        let secret = partner.webhook_secrets.first()?.to_string();
+        let webhooks = format!("http://{}/v1/partner/webhooks", self.config.bind);
+        let config = partner_simulator::SimulatorConfig::new(&partner.name, &webhooks, &secret);
+        let bind = SIMULATOR_BASE_URL
+            .trim_start_matches("http://")
+            .parse()
+            .ok()?;
+        let started = match partner_simulator::Simulator::new(config) {
+            Ok(simulator) => simulator.start(bind).await,
+            Err(err) => Err(err),
+        };
+        match started {
+            Ok(running) => {
+                tracing::info!(partner = %partner.name, url = %running.base_url(), "partner simulator started");
+                Some(running)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the partner simulator cannot start; bookings will wait for it");
+                None
+            }
+        }
+    }
+
     /// Tells the person at the terminal where to look and, in development mode, how to get in.
     fn announce(&self) {
         let bind = self.config.bind;
@@ -216,23 +277,37 @@ impl App {
         {
             println!("  {:<8} {token}", role_name(role));
         }
-        let partner = &self.config.default_partner;
-        let built_in = !self
-            .config
-            .partners
-            .partner
-            .iter()
-            .any(|p| &p.name == partner);
-        if let Some(secret) = self
-            .deliveries
-            .partners()
-            .get(partner)
-            .and_then(|p| p.webhook_secrets.first())
-            .filter(|_| built_in)
+        if let Some(partner) = self.built_in_partner()
+            && let Some(secret) = partner.webhook_secrets.first()
         {
-            println!("Partner `{partner}` signs its webhooks with this random secret: {secret}");
+            if self.config.partners.no_partner_simulator {
+                println!(
+                    "Partner `{}` is not simulated (--no-partner-simulator).",
+                    partner.name
+                );
+            } else {
+                println!(
+                    "Partner `{}` is simulated at {SIMULATOR_BASE_URL}: it picks up and delivers what is \
+                     booked with it.",
+                    partner.name
+                );
+            }
+            println!(
+                "Partner `{}` signs its webhooks with this random secret: {secret}",
+                partner.name
+            );
         }
         println!();
+    }
+
+    /// The default partner when development mode made it up (not configured): the one the
+    /// simulator plays.
+    fn built_in_partner(&self) -> Option<&Partner> {
+        let name = &self.config.default_partner;
+        let declared = self.config.partners.partner.iter().any(|p| &p.name == name);
+        (self.authority.mode() == KeyMode::Development && !declared)
+            .then(|| self.deliveries.partners().get(name))
+            .flatten()
     }
 }
 

@@ -40,10 +40,11 @@ use crate::domain::{
     TransitionOutcome,
 };
 use crate::entity::{
-    StateColumns, corrupt, delivery_event, delivery_order, from_db_seq, from_json, idempotency_key,
-    inbox, ordering, outbox, to_db_seq, to_json,
+    StateColumns, booking, corrupt, delivery_event, delivery_order, from_db_seq, from_json,
+    idempotency_key, inbox, ordering, outbox, to_db_seq, to_json,
 };
 use crate::partner::Partners;
+use crate::partner::booking::pending as pending_booking;
 use crate::projection::{StoredEvent, project};
 use crate::queries::Scope;
 
@@ -62,6 +63,8 @@ pub struct Deliveries {
     /// Notified after every commit, so that the outbox relay publishes without waiting for
     /// its next poll.
     outbox_written: Arc<Notify>,
+    /// Notified when this process commits a new delivery order (and so its booking).
+    bookings_due: Arc<Notify>,
     /// Single-delivery reads through Redis, refreshed after every commit.
     cache: Option<DeliveryCache>,
     /// The partners whose signed reports move deliveries (see [`crate::partner`]).
@@ -74,6 +77,7 @@ impl Deliveries {
             db,
             default_partner: default_partner.into(),
             outbox_written: Arc::default(),
+            bookings_due: Arc::default(),
             cache: None,
             partners: Arc::default(),
         }
@@ -106,6 +110,11 @@ impl Deliveries {
     /// What the outbox relay waits on (see [`crate::messaging::relay`]).
     pub fn outbox_written(&self) -> Arc<Notify> {
         self.outbox_written.clone()
+    }
+
+    /// What the booker waits on (see [`crate::partner::booking`]).
+    pub fn bookings_due(&self) -> Arc<Notify> {
+        self.bookings_due.clone()
     }
 
     /// Handles the payment service's `payment.succeeded`: a delivery order in CREATED for
@@ -291,6 +300,9 @@ impl Deliveries {
         txn.commit().await?;
         self.outbox_written.notify_one();
         for (delivery_id, from, to) in outcome.state_changes() {
+            if from.is_none() {
+                self.bookings_due.notify_one();
+            }
             audit(ctx, delivery_id, from, to);
             self.refresh_cache(delivery_id).await;
         }
@@ -352,6 +364,7 @@ impl Deliveries {
         row.replaces_delivery_id = Set(details.replaces.map(|replaced| replaced.0));
         row.details = Set(to_json(&shipment)?);
         row.created_at = Set(creation.occurred_at);
+        let creation_time = creation.occurred_at;
         delivery_order::Entity::insert(row)
             .exec_without_returning(txn)
             .await?;
@@ -365,7 +378,15 @@ impl Deliveries {
             customer_id: &details.customer_id,
             partner_id: Some(&self.default_partner),
         };
-        append_event(txn, &stored, &owners).await
+        append_event(txn, &stored, &owners).await?;
+        booking::Entity::insert(pending_booking(
+            snapshot.id,
+            &self.default_partner,
+            creation_time,
+        ))
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
     }
 }
 

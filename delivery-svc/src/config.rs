@@ -49,6 +49,9 @@ pub struct Config {
     pub watchdog: WatchdogConfig,
 
     #[command(flatten)]
+    pub booking: BookingConfig,
+
+    #[command(flatten)]
     pub log: LogConfig,
 
     #[command(flatten)]
@@ -285,6 +288,11 @@ pub struct PartnersConfig {
         global = true
     )]
     pub webhook_tolerance_secs: u64,
+
+    /// In development mode, do not start the built-in partner simulator: deliveries then
+    /// move only by hand (REST transitions, signed webhooks), and their bookings wait.
+    #[arg(long, env = "NO_PARTNER_SIMULATOR", global = true)]
+    pub no_partner_simulator: bool,
 }
 
 /// The watchdogs (see `crate::watchdog`): deadlines after which the system moves a
@@ -351,6 +359,66 @@ impl Default for WatchdogConfig {
             delivery_limit: Duration::from_secs(72 * 3600),
             confirmation_window: Duration::from_secs(7 * 24 * 3600),
             watchdog_batch: NonZeroU64::new(100).expect("not zero"),
+        }
+    }
+}
+
+/// How new delivery orders are booked with their partner (`partner::booking`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BookingConfig {
+    /// How long one booking call to a partner may take, in milliseconds.
+    #[arg(
+        long,
+        env = "PARTNER_TIMEOUT_MS",
+        default_value = "5000",
+        global = true
+    )]
+    pub partner_timeout_ms: NonZeroU64,
+
+    /// Retries of a failed booking call made at once (with backoff from
+    /// BOOKING_RETRY_MIN_MS), before the booking waits for a later round.
+    #[arg(long, env = "BOOKING_RETRIES", default_value = "3", global = true)]
+    pub booking_retries: usize,
+
+    /// The first pause between retries of a booking call, in milliseconds; it doubles.
+    #[arg(
+        long,
+        env = "BOOKING_RETRY_MIN_MS",
+        default_value = "200",
+        global = true
+    )]
+    pub booking_retry_min_ms: NonZeroU64,
+
+    /// How often the booker looks for bookings due without being woken (bookings made
+    /// by other processes, retries that came due), in milliseconds.
+    #[arg(long, env = "BOOKING_POLL_MS", default_value = "1000", global = true)]
+    pub booking_poll_ms: NonZeroU64,
+
+    /// Bookings claimed and made side by side per round.
+    #[arg(long, env = "BOOKING_BATCH", default_value = "32", global = true)]
+    pub booking_batch: NonZeroU64,
+
+    /// Consecutive failed calls to a partner that open its circuit.
+    #[arg(long, env = "CIRCUIT_FAILURES", default_value = "5", global = true)]
+    pub circuit_failures: NonZeroU32,
+
+    /// How long an open circuit stays open before it lets a trial call through, in
+    /// milliseconds.
+    #[arg(long, env = "CIRCUIT_OPEN_MS", default_value = "5000", global = true)]
+    pub circuit_open_ms: NonZeroU64,
+}
+
+impl Default for BookingConfig {
+    /// The command-line defaults.
+    fn default() -> Self {
+        BookingConfig {
+            partner_timeout_ms: NonZeroU64::new(5000).expect("not zero"),
+            booking_retries: 3,
+            booking_retry_min_ms: NonZeroU64::new(200).expect("not zero"),
+            booking_poll_ms: NonZeroU64::new(1000).expect("not zero"),
+            booking_batch: NonZeroU64::new(32).expect("not zero"),
+            circuit_failures: NonZeroU32::new(5).expect("not zero"),
+            circuit_open_ms: NonZeroU64::new(5000).expect("not zero"),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! them back parses them into delivery-core's validated types; a value that does not parse
 //! is a corrupt record (a 500-class error), never a panic.
 
+pub mod booking;
 pub mod delivery_event;
 pub mod delivery_history;
 pub mod delivery_order;

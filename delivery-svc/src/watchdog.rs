@@ -131,17 +131,7 @@ impl Deliveries {
         config: &WatchdogConfig,
         now: DateTime<Utc>,
     ) -> Result<WatchdogReport, ServiceError> {
-        let ctx = RequestContext {
-            principal: Principal {
-                role: PrincipalRole::Service,
-                subject: WATCHDOG_ACTOR.to_owned(),
-                customer_id: None,
-                partner_id: None,
-            },
-            request_id: format!("watchdog-{}", uuid::Uuid::new_v4()),
-            idempotency: None,
-            now,
-        };
+        let ctx = system_context(WATCHDOG_ACTOR, now);
         let batch = config.watchdog_batch.get();
         let mut report = WatchdogReport::default();
         for rule in rules(config)? {
@@ -157,7 +147,7 @@ impl Deliveries {
             report.more_due |= due.len() as u64 == batch;
             for row in due {
                 let id = DeliveryId(row.id);
-                match self.move_due(row, rule.command.clone(), &ctx).await {
+                match self.move_as_system(row, rule.command.clone(), &ctx).await {
                     Ok(()) => *(rule.count)(&mut report) += 1,
                     Err(ServiceError::Conflict { .. }) => report.lost_races += 1,
                     Err(err) => {
@@ -172,7 +162,7 @@ impl Deliveries {
 
     /// Makes `command` as the system on the delivery in `row`, if its version is still the
     /// one in `row`; else [`ServiceError::Conflict`].
-    async fn move_due(
+    pub(crate) async fn move_as_system(
         &self,
         row: delivery_order::Model,
         command: Command,
@@ -187,6 +177,22 @@ impl Deliveries {
         .await
         .map(drop)
         .map_err(|err| contention_as_conflict(err, id, expected))
+    }
+}
+
+/// The context of a change the system makes on its own: a service principal named
+/// `actor`, a request id of its own.
+pub(crate) fn system_context(actor: &str, now: DateTime<Utc>) -> RequestContext {
+    RequestContext {
+        principal: Principal {
+            role: PrincipalRole::Service,
+            subject: actor.to_owned(),
+            customer_id: None,
+            partner_id: None,
+        },
+        request_id: format!("{actor}-{}", uuid::Uuid::new_v4()),
+        idempotency: None,
+        now,
     }
 }
 

@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use common::{CUSTOMER, PARTNER, new_id, on_every_database, payment_event, principal};
+use common::{
+    CUSTOMER, Loopback, PARTNER, Served, new_id, on_every_database, payment_event, principal,
+};
 use delivery_core::{DeliveryState, Transition};
 use delivery_svc::config::Config;
 use delivery_svc::domain::{Principal, PrincipalRole};
@@ -23,9 +25,7 @@ use delivery_svc::entity::delivery_order;
 use delivery_svc::live::LiveFeed;
 use futures_util::StreamExt;
 use messaging::{DEADLINE, Service, amqp_url, messaging_config, new_namespace};
-use poem::Server;
 use poem::http::StatusCode;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use sea_orm::prelude::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
@@ -45,8 +45,7 @@ struct Live {
     service: Service,
     feed: LiveFeed,
     addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<()>,
+    served: Served,
 }
 
 impl Live {
@@ -57,39 +56,17 @@ impl Live {
             service.start_workers();
         }
         let feed = service.app.start_live_feed();
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .expect("a loopback port");
-        let addr = *acceptor.local_addr()[0]
-            .as_socket_addr()
-            .expect("an IP address");
-        let endpoint = service.app.endpoint();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    endpoint,
-                    async {
-                        let _stopped = stopped.await;
-                    },
-                    Some(Duration::from_secs(1)),
-                )
-                .await
-                .expect("the server runs");
-        });
+        let served = Loopback::bind().await.serve(service.app.endpoint());
         Live {
             service,
             feed,
-            addr,
-            stop,
-            server,
+            addr: served.addr,
+            served,
         }
     }
 
     async fn stop(self) {
-        drop(self.stop);
-        self.server.await.expect("the server stops");
+        self.served.stop().await;
         self.feed.stop().await;
         self.service.stop().await;
     }

@@ -14,6 +14,7 @@ mod m20261124_000006_create_idempotency_key;
 mod m20261124_000007_create_read_models;
 mod m20261125_000001_index_outbox_by_delivery;
 mod m20261126_000001_index_delivery_order_by_state;
+mod m20261127_000001_create_booking;
 
 /// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_create_read_models::Migration),
             Box::new(m20261125_000001_index_outbox_by_delivery::Migration),
             Box::new(m20261126_000001_index_delivery_order_by_state::Migration),
+            Box::new(m20261127_000001_create_booking::Migration),
         ]
     }
 }

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use self::reports::Reporter;
-use self::shipments::{Ledger, book};
+use self::shipments::{Ledger, book, outage};
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
@@ -42,6 +42,9 @@ pub struct SimulatorConfig {
     pub delivery_delay: Duration,
     /// The chance that a delivery fails after its pick-up, 0 to 1.
     pub failure_probability: f64,
+    /// Makes the fates repeatable: the same seed fails the same bookings (by booking
+    /// order). Random without one.
+    pub seed: Option<u64>,
     pub misbehaviour: Misbehaviour,
 }
 
@@ -58,6 +61,7 @@ impl SimulatorConfig {
             pickup_delay: Duration::from_secs(2),
             delivery_delay: Duration::from_secs(3),
             failure_probability: DEFAULT_FAILURE_PROBABILITY,
+            seed: None,
             misbehaviour: Misbehaviour::default(),
         }
     }
@@ -95,7 +99,7 @@ impl Simulator {
         if !(0.0..=1.0).contains(&config.failure_probability) {
             return Err(SimulatorError::Probability(config.failure_probability));
         }
-        let ledger = Arc::new(Ledger::new(config.failure_probability));
+        let ledger = Arc::new(Ledger::new(config.failure_probability, config.seed));
         let reporter = Arc::new(Reporter::new(&config, ledger.clone())?);
         Ok(Simulator { ledger, reporter })
     }
@@ -110,10 +114,13 @@ impl Simulator {
         self.ledger.set_outage(down);
     }
 
-    /// The partner API: `POST /v1/shipments`.
+    /// The partner API, `POST /v1/shipments`, and the switch a test or a person flips
+    /// to take the partner down and up again: `PUT /simulator/outage` with
+    /// `{"down": true}` or `{"down": false}`.
     pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
         Route::new()
             .at("/v1/shipments", poem::post(book))
+            .at("/simulator/outage", poem::put(outage))
             .data(self.clone())
             .map_to_response()
     }

@@ -10,8 +10,9 @@ use delivery_core::FailureReason;
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Request, Response, handler};
-use rand::Rng as _;
+use rand::rngs::StdRng;
 use rand::seq::IndexedRandom as _;
+use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -61,11 +62,13 @@ pub struct Ledger {
     inner: Mutex<Book>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Book {
     by_key: BTreeMap<String, Shipment>,
     outage: bool,
     refused: u64,
+    /// Decides each delivery's fate.
+    fates: StdRng,
 }
 
 /// The body a booking carries; only the external id matters here.
@@ -82,10 +85,21 @@ struct Booked<'a> {
 }
 
 impl Ledger {
-    pub(crate) fn new(failure_probability: f64) -> Ledger {
+    /// A ledger whose fates follow `seed` (the same seed, the same fates in booking
+    /// order), or are random without one.
+    pub(crate) fn new(failure_probability: f64, seed: Option<u64>) -> Ledger {
+        let fates = match seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
         Ledger {
             failure_probability,
-            inner: Mutex::default(),
+            inner: Mutex::new(Book {
+                by_key: BTreeMap::new(),
+                outage: false,
+                refused: 0,
+                fates,
+            }),
         }
     }
 
@@ -136,11 +150,11 @@ impl Ledger {
             shipment.requests += 1;
             return Some((shipment.clone(), false));
         }
-        let mut rng = rand::rng();
+        let rng = &mut bookings.fates;
         let fate = if rng.random_bool(self.failure_probability) {
             Fate::Failed(
                 *PARTNER_FAILURES
-                    .choose(&mut rng)
+                    .choose(rng)
                     .unwrap_or(&FailureReason::Other),
             )
         } else {
@@ -207,4 +221,21 @@ pub(crate) fn book(
         external_id: &shipment.external_id,
     };
     (status, Json(answer)).into_response()
+}
+
+/// The body of `PUT /simulator/outage`.
+#[derive(Debug, Deserialize)]
+pub struct OutageSwitch {
+    pub down: bool,
+}
+
+/// `PUT /simulator/outage`: while down, every booking is refused with 503.
+#[handler]
+pub(crate) fn outage(
+    Json(switch): Json<OutageSwitch>,
+    Data(simulator): Data<&Simulator>,
+) -> StatusCode {
+    simulator.set_outage(switch.down);
+    tracing::info!(down = switch.down, "partner simulator outage switched");
+    StatusCode::NO_CONTENT
 }

@@ -1,7 +1,9 @@
 //! The delivery partners this service works with, by name: where each one's API is and the
-//! secrets its webhooks are signed with ([`Partners`]); how a webhook's signature is
-//! checked ([`signature`]); and what a partner's report does to a delivery ([`webhook`]).
+//! secrets its webhooks are signed with ([`Partners`]); how a new delivery is booked with
+//! its partner ([`booking`]); how a webhook's signature is checked ([`signature`]); and what
+//! a partner's report does to a delivery ([`webhook`]).
 
+pub mod booking;
 pub mod signature;
 pub mod webhook;
 
@@ -226,6 +228,7 @@ mod tests {
                 .map(|s| s.parse().expect("a secret"))
                 .collect(),
             webhook_tolerance_secs: 300,
+            no_partner_simulator: false,
         }
     }
 

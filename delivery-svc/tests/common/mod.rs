@@ -21,8 +21,8 @@ use delivery_core::{DeliveryState, Transition};
 use delivery_svc::app::App;
 use delivery_svc::auth::{TokenSigner, transition_roles};
 use delivery_svc::config::{
-    Config, JwtConfig, LimitsConfig, LiveConfig, LogConfig, LogFormat, MessagingConfig,
-    PartnersConfig, WatchdogConfig,
+    BookingConfig, Config, JwtConfig, LimitsConfig, LiveConfig, LogConfig, LogFormat,
+    MessagingConfig, PartnersConfig, WatchdogConfig,
 };
 use delivery_svc::domain::{Principal, PrincipalRole};
 use poem::endpoint::BoxEndpoint;
@@ -65,6 +65,7 @@ pub fn config(database_url: String, limits: LimitsConfig) -> Config {
         default_partner: PARTNER.into(),
         partners: partners_config(),
         watchdog: WatchdogConfig::default(),
+        booking: BookingConfig::default(),
         log: LogConfig {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
@@ -91,6 +92,7 @@ pub fn partners_config() -> PartnersConfig {
             parse(format!("{OTHER_PARTNER}={OTHER_PARTNER_WEBHOOK_SECRET}")),
         ],
         webhook_tolerance_secs: 300,
+        no_partner_simulator: false,
     }
 }
 
@@ -453,4 +455,61 @@ pub fn path_to(state: DeliveryState) -> Vec<Transition> {
         }
     }
     panic!("{state} cannot be reached from CREATED")
+}
+
+/// A loopback port, bound before the service that will serve on it exists (so that a
+/// partner simulator can be told where to send its webhooks).
+pub struct Loopback {
+    acceptor: poem::listener::TcpAcceptor,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Loopback {
+    pub async fn bind() -> Loopback {
+        use poem::listener::{Acceptor as _, Listener as _};
+        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("a loopback port");
+        let addr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("an IP address");
+        Loopback { acceptor, addr }
+    }
+
+    /// Serves `endpoint` here until [`Served::stop`].
+    pub fn serve(self, endpoint: impl poem::Endpoint + 'static) -> Served {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            poem::Server::new_with_acceptor(self.acceptor)
+                .run_with_graceful_shutdown(
+                    endpoint,
+                    async {
+                        let _stopped = stopped.await;
+                    },
+                    Some(std::time::Duration::from_secs(1)),
+                )
+                .await
+                .expect("the server runs");
+        });
+        Served {
+            addr: self.addr,
+            stop,
+            server,
+        }
+    }
+}
+
+/// An endpoint served on a loopback port.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub async fn stop(self) {
+        drop(self.stop);
+        self.server.await.expect("the server stops");
+    }
 }
