@@ -11,9 +11,12 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
 
+use common::{new_id, payment_event};
 use delivery_core::DeliveryState;
+use delivery_svc::entity::delivery_order;
 use delivery_svc::messaging::bus::REASON_HEADER;
-use messaging::{check_confirmation, with_rabbitmq};
+use messaging::{Broker, check_confirmation, eventually, with_rabbitmq};
+use sea_orm::{EntityTrait, PaginatorTrait};
 
 #[tokio::test]
 async fn a_published_payment_leads_to_delivery_confirmed_for_order_management_once() {
@@ -70,21 +73,72 @@ async fn duplicates_ebooks_and_malformed_messages() {
     .await;
 }
 
+/// `delivery-svc worker` in a child process, on `database_url` and `broker`.
+fn worker_process(database_url: &str, broker: &Broker) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_delivery-svc"))
+        .arg("worker")
+        .env("DATABASE_URL", database_url)
+        .env("AMQP_URL", &broker.url)
+        .env("AMQP_NAMESPACE", &broker.namespace)
+        .env("RELAY_POLL_MS", "100")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("a worker process")
+}
+
+#[tokio::test]
+async fn a_worker_stopped_by_sigterm_settles_its_messages_and_loses_none() {
+    with_rabbitmq(async |database_url, broker| {
+        let mut service = broker.service(database_url.clone()).await;
+        let mut worker = worker_process(&database_url, &broker);
+        let orderings: Vec<String> = (0..60).map(|_| new_id("ord")).collect();
+        for ordering in &orderings {
+            let payment = payment_event(ordering, &["PHYSICAL"]).to_string();
+            broker.publish_payment(payment.as_bytes()).await;
+        }
+        // Stopped while it is handling them.
+        eventually("the worker to handle payments", async || {
+            let handled = delivery_order::Entity::find()
+                .count(service.app.deliveries().db())
+                .await
+                .expect("a count");
+            (handled > 0).then_some(())
+        })
+        .await;
+        let terminated = std::process::Command::new("kill")
+            .args(["-TERM", &worker.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(terminated.success());
+        let exit = worker.wait().expect("reaped");
+        assert!(exit.success(), "a graceful stop exits 0, not {exit}");
+
+        // What it had not finished went back to the queue: another worker handles it, and
+        // each payment has made exactly one delivery order.
+        service.start_workers();
+        for ordering in &orderings {
+            service.delivery_of(ordering).await;
+        }
+        let client = broker.client().await;
+        let queue = &broker.topology.payments_queue.name;
+        assert_eq!(client.depth(queue).await, 0, "nothing left behind");
+        assert_eq!(
+            client.depth(&format!("{queue}.dlq")).await,
+            0,
+            "nothing dead-lettered"
+        );
+        service.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_killed_worker_process_loses_no_committed_change() {
     with_rabbitmq(async |database_url, broker| {
         // The API in this process, the workers in a child process.
         let service = broker.service(database_url.clone()).await;
-        let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_delivery-svc"))
-            .arg("worker")
-            .env("DATABASE_URL", &database_url)
-            .env("AMQP_URL", &broker.url)
-            .env("AMQP_NAMESPACE", &broker.namespace)
-            .env("RELAY_POLL_MS", "100")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("a worker process");
+        let mut worker = worker_process(&database_url, &broker);
         service.http.delivery_in(DeliveryState::PickedUp).await;
         service.all_published().await;
 
