@@ -91,7 +91,7 @@ fn worker_process(database_url: &str, broker: &Broker) -> std::process::Child {
 async fn a_worker_stopped_by_sigterm_settles_its_messages_and_loses_none() {
     with_rabbitmq(async |database_url, broker| {
         let mut service = broker.service(database_url.clone()).await;
-        let mut worker = worker_process(&database_url, &broker);
+        let mut worker = worker_process(&database_url, broker);
         let orderings: Vec<String> = (0..60).map(|_| new_id("ord")).collect();
         for ordering in &orderings {
             let payment = payment_event(ordering, &["PHYSICAL"]).to_string();
@@ -138,7 +138,7 @@ async fn a_killed_worker_process_loses_no_committed_change() {
     with_rabbitmq(async |database_url, broker| {
         // The API in this process, the workers in a child process.
         let service = broker.service(database_url.clone()).await;
-        let mut worker = worker_process(&database_url, &broker);
+        let mut worker = worker_process(&database_url, broker);
         service.http.delivery_in(DeliveryState::PickedUp).await;
         service.all_published().await;
 
