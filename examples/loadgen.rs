@@ -224,11 +224,19 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
     let elapsed = load.started.elapsed();
     let events = match &load.rabbit {
         Some(rabbit) => {
-            let per_delivery = if args.payments_only { 1 } else { 4 };
-            rabbit
-                .wait_for_events(args.deliveries * per_delivery, EVENT_TIMEOUT)
-                .await;
-            Some(rabbit.latencies(load.started_at)?)
+            // An event per state change the clients saw succeed.
+            let changes = [
+                Measure::PaymentVisible,
+                Measure::PickUp,
+                Measure::Deliver,
+                Measure::ConfirmReceipt,
+            ];
+            let expected = changes
+                .iter()
+                .map(|&measure| stats.latencies[measure as usize].len())
+                .sum::<u64>() as usize;
+            rabbit.wait_for_events(expected, EVENT_TIMEOUT).await;
+            Some(rabbit.latencies(load.started_at, expected)?)
         }
         None => None,
     };
@@ -943,7 +951,7 @@ impl EventLatencies {
 impl Report {
     fn failures(&self) -> usize {
         self.stats.failures.iter().sum::<usize>()
-            + self.events.as_ref().map_or(0, |events| events.malformed)
+            + self.events.as_ref().map_or(0, EventLatencies::failures)
     }
 
     fn per_second(&self, count: u64) -> f64 {
@@ -1031,8 +1039,8 @@ impl Report {
         if let Some(events) = &self.events {
             let _ = writeln!(
                 out,
-                "delivery.events: {} received ({} malformed); state change → received:",
-                events.received, events.malformed
+                "delivery.events: {} of {} expected received ({} malformed); state change → received:",
+                events.received, events.expected, events.malformed
             );
             for row in events.rows() {
                 row.write(&mut out);
@@ -1060,6 +1068,7 @@ impl Report {
         let events = self.events.as_ref().map(|events| {
             json!({
                 "received": events.received,
+                "expected": events.expected,
                 "malformed": events.malformed,
                 "latencies": events.rows().iter().map(Row::to_json).collect::<Vec<_>>(),
                 "before_answer": events.before_answer,

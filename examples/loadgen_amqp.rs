@@ -120,6 +120,13 @@ fn parse_event(body: &[u8], received_at: DateTime<Utc>) -> Option<(Event, String
     Some((event, text("ordering_id")?))
 }
 
+impl EventLatencies {
+    /// Events malformed or never received.
+    pub fn failures(&self) -> usize {
+        self.malformed + self.expected.saturating_sub(self.received)
+    }
+}
+
 impl Rabbit {
     /// Connects to `AMQP_URL` (or the local broker), declares what the run publishes to and
     /// starts consuming `delivery.#` on a queue of its own.
@@ -279,12 +286,17 @@ impl Rabbit {
         }
     }
 
-    /// What the events tell, for a run that started at `started`.
-    pub fn latencies(&self, started: DateTime<Utc>) -> Result<EventLatencies, BoxError> {
+    /// What the events tell, for a run that started at `started` and expected `expected`.
+    pub fn latencies(
+        &self,
+        started: DateTime<Utc>,
+        expected: usize,
+    ) -> Result<EventLatencies, BoxError> {
         let state = self.feed.lock();
         let histogram = || Histogram::<u64>::new_with_bounds(1, 600_000_000, 3);
         let mut latencies = EventLatencies {
             received: state.events.len(),
+            expected,
             malformed: state.malformed,
             creations: 0,
             since_occurred: histogram()?,
@@ -360,6 +372,8 @@ fn micros(elapsed: chrono::Duration) -> u64 {
 #[derive(Debug)]
 pub struct EventLatencies {
     pub received: usize,
+    /// One per state change the run made; fewer received is a failure.
+    pub expected: usize,
     pub malformed: usize,
     /// `delivery.created` events among them.
     pub creations: usize,
