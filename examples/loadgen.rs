@@ -17,17 +17,26 @@
 //! `--base-url` drives a server that is already running instead (its `JWT_SECRET` is then
 //! needed to sign tokens, and its memory is not reported). Any failed request is reported
 //! and makes the exit status non-zero. docs/benchmarks.md has the measured numbers.
+//!
+//! `--amqp` feeds the payments through RabbitMQ instead (`AMQP_URL`, default the local
+//! broker): the started server gets `AMQP_URL`, each payment is published to the exchange
+//! `payments` as the payment service does, and the client waits for its delivery on the
+//! read side before it goes on over HTTP as above. The run also listens on
+//! `delivery.events` and reports how long events take to get there.
+//!
+//! The started server inherits the environment (`RUST_LOG`, `REDIS_URL`, …) except what
+//! the run sets.
 
 use std::error::Error;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Parser;
 use delivery_svc::auth::{IdentityClaims, KeyMode, TokenAuthority, TokenSigner};
 use delivery_svc::config::JwtConfig;
@@ -38,6 +47,13 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
+
+#[path = "amqp.rs"]
+mod amqp;
+#[path = "loadgen_amqp.rs"]
+mod loadgen_amqp;
+
+use loadgen_amqp::{EventLatencies, Rabbit};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -59,9 +75,11 @@ struct Args {
     #[arg(long)]
     rate: Option<f64>,
 
-    /// The delivery-svc binary to start.
-    #[arg(long, default_value = "target/release/delivery-svc")]
-    server_bin: PathBuf,
+    /// The delivery-svc binary to start. Default: the one next to this program's
+    /// directory (cargo puts examples in `<target>/release/examples/`), so that
+    /// `CARGO_TARGET_DIR` is followed.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
 
     /// The database the started server uses and migrates, e.g.
     /// `postgres://postgres@127.0.0.1:5432/loadgen` (use an empty one so runs compare).
@@ -77,6 +95,15 @@ struct Args {
     /// partner token speaks for it.
     #[arg(long, default_value = "simulated")]
     partner: String,
+
+    /// Feed the payments through RabbitMQ at `AMQP_URL` (default the local broker) instead
+    /// of `POST /v1/payment-events`, and time the delivery events.
+    #[arg(long, conflicts_with = "base_url")]
+    amqp: bool,
+
+    /// Stop each delivery once it exists: no transitions and no read, only the payment.
+    #[arg(long)]
+    payments_only: bool,
 
     /// Send POSTs without an `Idempotency-Key` (the server then keeps no idempotency
     /// record), to see what the records cost.
@@ -105,6 +132,13 @@ const TOKEN_TTL: chrono::Duration = chrono::Duration::hours(6);
 
 /// How many failure messages the report shows; the rest are only counted.
 const FAILURE_SAMPLES: usize = 10;
+
+/// How long a client waits for its payment message's delivery, and the run for the last
+/// delivery events.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Linux reports process CPU time in these ticks per second (`USER_HZ`).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -146,26 +180,39 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
     let tag = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let tokens = Tokens::mint(signer, &args.partner, &tag, args.deliveries)?;
 
+    // The run's own names on the broker: queues of earlier runs cannot interfere.
+    let namespace = args.amqp.then(|| amqp::named(&format!("loadgen-{tag}.")));
+    let rabbit = match &namespace {
+        Some(namespace) => Some(Rabbit::connect(namespace).await?),
+        None => None,
+    };
     let mut server = match &args.base_url {
         Some(base_url) => Server::external(base_url),
-        None => Server::start(&args).await?,
+        None => Server::start(&args, namespace.as_deref()).await?,
     };
     let client = Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(120))
         .build()?;
     server.wait_ready(&client).await?;
+    if let Some(rabbit) = &rabbit {
+        rabbit.wait_for_server(STARTUP_TIMEOUT).await?;
+    }
 
+    let cpu_before = (server.cpu_secs(), own_cpu_secs());
     let load = Arc::new(Load {
         client,
         base_url: server.base_url.clone(),
         tokens,
         tag,
         idempotency_keys: !args.no_idempotency_keys,
+        payments_only: args.payments_only,
+        rabbit,
         next: AtomicUsize::new(0),
         deliveries: args.deliveries,
         start_interval,
         started: Instant::now(),
+        started_at: Utc::now(),
     });
     let clients: Vec<_> = (0..args.concurrency.min(args.deliveries))
         .map(|_| Ok(tokio::spawn(Arc::clone(&load).drive(Stats::new()?))))
@@ -175,18 +222,44 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
         stats.merge(client.await?)?;
     }
     let elapsed = load.started.elapsed();
+    let events = match &load.rabbit {
+        Some(rabbit) => {
+            // An event per state change the clients saw succeed.
+            let changes = [
+                Measure::PaymentVisible,
+                Measure::PickUp,
+                Measure::Deliver,
+                Measure::ConfirmReceipt,
+            ];
+            let expected = changes
+                .iter()
+                .map(|&measure| stats.latencies[measure as usize].len())
+                .sum::<u64>() as usize;
+            rabbit.wait_for_events(expected, EVENT_TIMEOUT).await;
+            Some(rabbit.latencies(load.started_at, expected)?)
+        }
+        None => None,
+    };
+    let cpu_secs = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
 
     let report = Report {
         deliveries: args.deliveries,
-        concurrency: args.concurrency,
+        clients: args.concurrency.min(args.deliveries),
         rate: args.rate,
         database: server.database(),
+        feed: if args.amqp { "RabbitMQ" } else { "HTTP" },
         idempotency_keys: load.idempotency_keys,
         elapsed,
         server_peak_rss_kib: server.peak_rss_kib(),
+        server_cpu_secs: cpu_secs(cpu_before.0, server.cpu_secs()),
+        loadgen_cpu_secs: cpu_secs(cpu_before.1, own_cpu_secs()),
         stats,
+        events,
     };
     let kept_log = server.stop(report.failures() > 0).await;
+    if let Some(rabbit) = Arc::into_inner(load).and_then(|load| load.rabbit) {
+        rabbit.clean_up().await;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
@@ -196,6 +269,21 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
         eprintln!("the server's log is kept at {}", log.display());
     }
     Ok(report)
+}
+
+/// This process's CPU time so far (user and system), in seconds.
+fn own_cpu_secs() -> Option<f64> {
+    cpu_secs_of("self")
+}
+
+/// The CPU time of process `pid` (`self` for this one) from `/proc/<pid>/stat`.
+fn cpu_secs_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which may hold spaces, start at field 3.
+    let (_, fields) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<f64>().ok();
+    Some((ticks(14)? + ticks(15)?) / CLOCK_TICKS_PER_SECOND)
 }
 
 /// The bearer tokens of the run, made before it starts so that signing is not measured.
@@ -279,7 +367,13 @@ impl Server {
         }
     }
 
-    async fn start(args: &Args) -> Result<Server, BoxError> {
+    /// Starts the server; with `amqp_namespace`, on RabbitMQ under that namespace, else on
+    /// its in-process bus.
+    async fn start(args: &Args, amqp_namespace: Option<&str>) -> Result<Server, BoxError> {
+        let server_bin = match &args.server_bin {
+            Some(path) => path.clone(),
+            None => default_server_bin()?,
+        };
         let workdir = tempfile::Builder::new().prefix("loadgen-").tempdir()?;
         let database_url = args.database_url.clone().unwrap_or_else(|| {
             format!(
@@ -293,7 +387,15 @@ impl Server {
             .port();
         let log = std::fs::File::create(workdir.path().join("server.log"))?;
         let jwt = &args.jwt;
-        let process = Command::new(&args.server_bin)
+        let mut command = Command::new(&server_bin);
+        match amqp_namespace {
+            Some(namespace) => command
+                .env("AMQP_URL", amqp::url())
+                .env("AMQP_NAMESPACE", namespace),
+            // An AMQP_URL in our environment must not turn an HTTP run into a RabbitMQ one.
+            None => command.env_remove("AMQP_URL"),
+        };
+        let process = command
             .arg("serve")
             .env("DATABASE_URL", &database_url)
             .env("BIND", format!("127.0.0.1:{port}"))
@@ -309,7 +411,7 @@ impl Server {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|err| format!("cannot start {}: {err}", args.server_bin.display()))?;
+            .map_err(|err| format!("cannot start {}: {err}", server_bin.display()))?;
         Ok(Server {
             base_url: format!("http://127.0.0.1:{port}"),
             spawned: Some(SpawnedServer {
@@ -369,6 +471,12 @@ impl Server {
             .ok()
     }
 
+    /// The started server's CPU time so far, in seconds.
+    fn cpu_secs(&self) -> Option<f64> {
+        let pid = self.spawned.as_ref()?.process.id()?;
+        cpu_secs_of(&pid.to_string())
+    }
+
     /// Stops a started server. After a failed run its log is kept for reading; the path is
     /// returned.
     async fn stop(self, keep_log: bool) -> Option<PathBuf> {
@@ -385,42 +493,67 @@ impl Server {
     }
 }
 
-/// A request the run makes, reported separately. The variants are in report order, and
-/// `endpoint as usize` indexes the statistics.
+/// `delivery-svc` in the directory above this program's (`<target>/release/examples/`).
+fn default_server_bin() -> Result<PathBuf, BoxError> {
+    let exe = std::env::current_exe()?;
+    let release = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot tell where this program is; pass --server-bin")?;
+    Ok(release.join("delivery-svc"))
+}
+
+/// What the run times, reported separately: each kind of request, and the way of a payment
+/// message to the read side. The variants are in report order, and `measure as usize`
+/// indexes the statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+enum Measure {
     PaymentEvent,
+    PaymentMessage,
+    ReadOrdering,
     PickUp,
     Deliver,
     ConfirmReceipt,
     ReadDelivery,
+    PaymentVisible,
 }
 
-impl Endpoint {
+impl Measure {
     /// Every variant, in declaration order.
-    const ALL: [Endpoint; 5] = [
-        Endpoint::PaymentEvent,
-        Endpoint::PickUp,
-        Endpoint::Deliver,
-        Endpoint::ConfirmReceipt,
-        Endpoint::ReadDelivery,
+    const ALL: [Measure; 8] = [
+        Measure::PaymentEvent,
+        Measure::PaymentMessage,
+        Measure::ReadOrdering,
+        Measure::PickUp,
+        Measure::Deliver,
+        Measure::ConfirmReceipt,
+        Measure::ReadDelivery,
+        Measure::PaymentVisible,
     ];
 
     fn label(self) -> &'static str {
         match self {
-            Endpoint::PaymentEvent => "POST /v1/payment-events",
-            Endpoint::PickUp => "POST …/transitions pick_up",
-            Endpoint::Deliver => "POST …/transitions deliver",
-            Endpoint::ConfirmReceipt => "POST …/transitions confirm_receipt",
-            Endpoint::ReadDelivery => "GET /v1/deliveries/{id}",
+            Measure::PaymentEvent => "POST /v1/payment-events",
+            Measure::PaymentMessage => "AMQP publish payment (to confirm)",
+            Measure::ReadOrdering => "GET /v1/orderings/{id}/deliveries",
+            Measure::PickUp => "POST …/transitions pick_up",
+            Measure::Deliver => "POST …/transitions deliver",
+            Measure::ConfirmReceipt => "POST …/transitions confirm_receipt",
+            Measure::ReadDelivery => "GET /v1/deliveries/{id}",
+            Measure::PaymentVisible => "payment published → visible (a)",
         }
     }
 
     fn is_transition(self) -> bool {
         matches!(
             self,
-            Endpoint::PickUp | Endpoint::Deliver | Endpoint::ConfirmReceipt
+            Measure::PickUp | Measure::Deliver | Measure::ConfirmReceipt
         )
+    }
+
+    /// Whether this is one HTTP request (and so counts in "all requests").
+    fn is_request(self) -> bool {
+        !matches!(self, Measure::PaymentMessage | Measure::PaymentVisible)
     }
 }
 
@@ -433,18 +566,23 @@ struct Load {
     /// Makes this run's ids unique, so a database that holds earlier runs takes it too.
     tag: String,
     idempotency_keys: bool,
+    payments_only: bool,
+    /// With `--amqp`: payments go this way, and the delivery events are timed.
+    rabbit: Option<Rabbit>,
     /// The index of the next delivery a client takes.
     next: AtomicUsize,
     deliveries: usize,
     /// With `--rate`: delivery `index` starts `index` intervals after `started`.
     start_interval: Option<Duration>,
     started: Instant,
+    /// `started` on the clock the service stamps events with.
+    started_at: DateTime<Utc>,
 }
 
 /// Why a delivery could not go on.
 #[derive(Debug)]
 struct Failure {
-    endpoint: Endpoint,
+    measure: Measure,
     message: String,
 }
 
@@ -457,8 +595,10 @@ impl Load {
                 return stats;
             }
             if let Some(interval) = self.start_interval {
-                tokio::time::sleep_until((self.started + interval.mul_f64(index as f64)).into())
-                    .await;
+                let due = self.started + interval.mul_f64(index as f64);
+                tokio::time::sleep_until(due.into()).await;
+                // A delivery that starts late was not offered at the rate asked for.
+                stats.start_lag = stats.start_lag.max(due.elapsed());
             }
             if let Err(failure) = self.drive_delivery(index, &mut stats).await {
                 stats.record_failure(failure);
@@ -468,85 +608,141 @@ impl Load {
 
     /// The happy path of delivery `index`, stopping at the first unexpected answer.
     async fn drive_delivery(&self, index: usize, stats: &mut Stats) -> Result<(), Failure> {
-        let id = self.start_by_payment_event(index, stats).await?;
+        let payment = self.payment(index);
+        let id = match &self.rabbit {
+            None => self.start_by_payment_event(&payment, stats).await?,
+            Some(rabbit) => {
+                self.start_by_payment_message(rabbit, index, &payment, stats)
+                    .await?
+            }
+        };
+        if self.payments_only {
+            return Ok(());
+        }
         let transitions = format!("{}/v1/deliveries/{id}/transitions", self.base_url);
         let customer = &self.tokens.customers[index];
         let steps = [
             (
-                Endpoint::PickUp,
+                Measure::PickUp,
                 &self.tokens.partner,
                 json!({"transition": "pick_up", "partner_order_number": format!("LG-{}-{index}", self.tag)}),
                 "PICKED_UP",
             ),
             (
-                Endpoint::Deliver,
+                Measure::Deliver,
                 &self.tokens.partner,
                 json!({"transition": "deliver", "delivered_at": Utc::now()}),
                 "DELIVERED",
             ),
             (
-                Endpoint::ConfirmReceipt,
+                Measure::ConfirmReceipt,
                 customer,
                 json!({"transition": "confirm_receipt"}),
                 "DELIVERY_CONFIRMED",
             ),
         ];
-        for (endpoint, token, body, to) in steps {
+        for (measure, token, body, to) in steps {
             let request = self.post(&transitions, token, &body);
-            let outcome = self.send(endpoint, request, StatusCode::OK, stats).await?;
-            expect_field(endpoint, &outcome, "to", to)?;
+            let outcome = self.send(measure, request, StatusCode::OK, stats).await?;
+            if let Some(rabbit) = &self.rabbit {
+                rabbit.answered(&id, to, Utc::now());
+            }
+            expect_field(measure, &outcome, "to", to)?;
         }
         let request = self
             .client
             .get(format!("{}/v1/deliveries/{id}", self.base_url))
             .bearer_auth(customer);
         let delivery = self
-            .send(Endpoint::ReadDelivery, request, StatusCode::OK, stats)
+            .send(Measure::ReadDelivery, request, StatusCode::OK, stats)
             .await?;
         expect_field(
-            Endpoint::ReadDelivery,
+            Measure::ReadDelivery,
             &delivery,
             "state",
             "DELIVERY_CONFIRMED",
         )
     }
 
-    /// How delivery `index` comes to exist: the payment service posts `payment.succeeded`.
-    /// Returns the new delivery's id.
-    async fn start_by_payment_event(
-        &self,
-        index: usize,
-        stats: &mut Stats,
-    ) -> Result<String, Failure> {
+    /// The payment service's `payment.succeeded` for delivery `index`: the same JSON over
+    /// HTTP and over RabbitMQ.
+    fn payment(&self, index: usize) -> Value {
         let tag = &self.tag;
-        let event = json!({
+        json!({
             "event_id": Uuid::new_v4(),
             "type": "payment.succeeded",
             "occurred_at": Utc::now(),
             "payment_id": format!("pay-{tag}-{index}"),
-            "ordering_id": format!("ord-{tag}-{index}"),
+            "ordering_id": ordering_id(tag, index),
             "customer_id": customer_id(tag, index),
             "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square",
                                  "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
             "lines": [{"product_id": "isbn-9780141439518", "title": "Pride and Prejudice",
                        "format": "PHYSICAL", "quantity": 1}],
-        });
-        let endpoint = Endpoint::PaymentEvent;
+        })
+    }
+
+    /// How the delivery comes to exist over HTTP: the payment service posts the payment.
+    /// Returns the new delivery's id.
+    async fn start_by_payment_event(
+        &self,
+        payment: &Value,
+        stats: &mut Stats,
+    ) -> Result<String, Failure> {
+        let measure = Measure::PaymentEvent;
         let request = self.post(
             &format!("{}/v1/payment-events", self.base_url),
             &self.tokens.service,
-            &event,
+            payment,
         );
         let created = self
-            .send(endpoint, request, StatusCode::CREATED, stats)
+            .send(measure, request, StatusCode::CREATED, stats)
             .await?;
-        created["delivery_id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Failure {
-                endpoint,
-                message: format!("no delivery_id in {created}"),
-            })
+        text_field(measure, &created["delivery_id"])
+    }
+
+    /// How the delivery comes to exist over RabbitMQ: the payment service publishes the
+    /// payment; once its `delivery.created` event is out (the read side is written in the
+    /// same transaction), the customer reads the ordering's deliveries. Times the way from
+    /// publish to that answer. Returns the new delivery's id.
+    async fn start_by_payment_message(
+        &self,
+        rabbit: &Rabbit,
+        index: usize,
+        payment: &Value,
+        stats: &mut Stats,
+    ) -> Result<String, Failure> {
+        let ordering_id = ordering_id(&self.tag, index);
+        let created = rabbit.creation_of(&ordering_id);
+        let published = Instant::now();
+        let fail = |message: String| Failure {
+            measure: Measure::PaymentVisible,
+            message,
+        };
+        rabbit
+            .publish_payment(payment)
+            .await
+            .map_err(|message| Failure {
+                measure: Measure::PaymentMessage,
+                message,
+            })?;
+        stats.record(Measure::PaymentMessage, published.elapsed());
+        tokio::time::timeout(EVENT_TIMEOUT, created)
+            .await
+            .map_err(|_| fail(format!("no delivery.created within {EVENT_TIMEOUT:?}")))?
+            .map_err(|_| fail("the delivery.events consumer stopped".into()))?;
+        let request = self
+            .client
+            .get(format!(
+                "{}/v1/orderings/{ordering_id}/deliveries",
+                self.base_url
+            ))
+            .bearer_auth(&self.tokens.customers[index]);
+        let listed = self
+            .send(Measure::ReadOrdering, request, StatusCode::OK, stats)
+            .await?;
+        stats.record(Measure::PaymentVisible, published.elapsed());
+        text_field(Measure::ReadOrdering, &listed["items"][0]["id"])
     }
 
     fn post(&self, url: &str, token: &str, body: &Value) -> RequestBuilder {
@@ -562,12 +758,12 @@ impl Load {
     /// is a failure.
     async fn send(
         &self,
-        endpoint: Endpoint,
+        measure: Measure,
         request: RequestBuilder,
         expected: StatusCode,
         stats: &mut Stats,
     ) -> Result<Value, Failure> {
-        let fail = |message: String| Failure { endpoint, message };
+        let fail = |message: String| Failure { measure, message };
         let started = Instant::now();
         let response = request.send().await.map_err(|err| fail(err.to_string()))?;
         let status = response.status();
@@ -582,61 +778,80 @@ impl Load {
                 String::from_utf8_lossy(&body)
             )));
         }
-        stats.record(endpoint, elapsed);
+        stats.record(measure, elapsed);
         serde_json::from_slice(&body).map_err(|err| fail(format!("not JSON: {err}")))
     }
 }
 
-fn expect_field(endpoint: Endpoint, body: &Value, field: &str, want: &str) -> Result<(), Failure> {
+fn ordering_id(tag: &str, index: usize) -> String {
+    format!("ord-{tag}-{index}")
+}
+
+fn expect_field(measure: Measure, body: &Value, field: &str, want: &str) -> Result<(), Failure> {
     if body[field] == want {
         Ok(())
     } else {
         Err(Failure {
-            endpoint,
+            measure,
             message: format!("`{field}` is {}, expected {want:?}", body[field]),
         })
     }
 }
 
-/// Latencies and failures, per endpoint.
+fn text_field(measure: Measure, value: &Value) -> Result<String, Failure> {
+    value.as_str().map(str::to_owned).ok_or_else(|| Failure {
+        measure,
+        message: format!("expected a string, got {value}"),
+    })
+}
+
+/// 1 µs to 10 minutes at 3 significant digits: 0.1% resolution over every latency a run
+/// can see.
+fn histogram() -> Result<Histogram<u64>, BoxError> {
+    Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
+}
+
+/// Latencies and failures, per measure.
 #[derive(Debug)]
 struct Stats {
-    /// Microseconds of successful requests, indexed by `Endpoint as usize`.
+    /// Microseconds of successes, indexed by `Measure as usize`.
     latencies: Vec<Histogram<u64>>,
     /// Microseconds of every successful request.
     all_latencies: Histogram<u64>,
-    failures: [usize; Endpoint::ALL.len()],
+    failures: [usize; Measure::ALL.len()],
     failure_samples: Vec<String>,
+    /// With `--rate`: how late the latest delivery started.
+    start_lag: Duration,
 }
 
 impl Stats {
     fn new() -> Result<Stats, BoxError> {
-        // 1 µs to 10 minutes at 3 significant digits: 0.1% resolution over every latency
-        // a run can see.
-        let histogram = || Histogram::new_with_bounds(1, 600_000_000, 3);
         Ok(Stats {
-            latencies: Endpoint::ALL
+            latencies: Measure::ALL
                 .iter()
                 .map(|_| histogram())
                 .collect::<Result<_, _>>()?,
             all_latencies: histogram()?,
-            failures: [0; Endpoint::ALL.len()],
+            failures: [0; Measure::ALL.len()],
             failure_samples: Vec::new(),
+            start_lag: Duration::ZERO,
         })
     }
 
-    fn record(&mut self, endpoint: Endpoint, elapsed: Duration) {
+    fn record(&mut self, measure: Measure, elapsed: Duration) {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let micros = micros.max(1);
-        self.latencies[endpoint as usize].saturating_record(micros);
-        self.all_latencies.saturating_record(micros);
+        self.latencies[measure as usize].saturating_record(micros);
+        if measure.is_request() {
+            self.all_latencies.saturating_record(micros);
+        }
     }
 
     fn record_failure(&mut self, failure: Failure) {
-        self.failures[failure.endpoint as usize] += 1;
+        self.failures[failure.measure as usize] += 1;
         if self.failure_samples.len() < FAILURE_SAMPLES {
             self.failure_samples
-                .push(format!("{}: {}", failure.endpoint.label(), failure.message));
+                .push(format!("{}: {}", failure.measure.label(), failure.message));
         }
     }
 
@@ -652,6 +867,7 @@ impl Stats {
         let room = FAILURE_SAMPLES.saturating_sub(self.failure_samples.len());
         self.failure_samples
             .extend(other.failure_samples.into_iter().take(room));
+        self.start_lag = self.start_lag.max(other.start_lag);
         Ok(())
     }
 }
@@ -660,13 +876,18 @@ impl Stats {
 #[derive(Debug)]
 struct Report {
     deliveries: usize,
-    concurrency: usize,
+    clients: usize,
     rate: Option<f64>,
     database: String,
+    /// How payments arrive: "HTTP" or "RabbitMQ".
+    feed: &'static str,
     idempotency_keys: bool,
     elapsed: Duration,
     server_peak_rss_kib: Option<u64>,
+    server_cpu_secs: Option<f64>,
+    loadgen_cpu_secs: Option<f64>,
     stats: Stats,
+    events: Option<EventLatencies>,
 }
 
 /// One row of the report.
@@ -679,27 +900,9 @@ struct Row {
     millis: [f64; 4],
 }
 
-impl Report {
-    fn failures(&self) -> usize {
-        self.stats.failures.iter().sum()
-    }
-
-    fn per_second(&self, count: u64) -> f64 {
-        count as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn successful(&self, include: impl Fn(Endpoint) -> bool) -> u64 {
-        Endpoint::ALL
-            .iter()
-            .zip(&self.stats.latencies)
-            .filter(|(endpoint, _)| include(**endpoint))
-            .map(|(_, latencies)| latencies.len())
-            .sum()
-    }
-
-    /// A row per endpoint, then one for all requests together.
-    fn rows(&self) -> Vec<Row> {
-        let row = |label, latencies: &Histogram<u64>, failures| Row {
+impl Row {
+    fn new(label: &'static str, latencies: &Histogram<u64>, failures: usize) -> Row {
+        Row {
             label,
             count: latencies.len(),
             failures,
@@ -710,17 +913,79 @@ impl Report {
                 latencies.max(),
             ]
             .map(|micros| micros as f64 / 1000.0),
-        };
-        let mut rows: Vec<Row> = Endpoint::ALL
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        let [p50, p95, p99, max] = self.millis;
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{:<36} {:>7} {:>6} {p50:>8.2} {p95:>8.2} {p99:>8.2} {max:>8.2}",
+            self.label, self.count, self.failures
+        );
+    }
+
+    fn to_json(&self) -> Value {
+        let [p50, p95, p99, max] = self.millis;
+        json!({
+            "measure": self.label, "count": self.count, "errors": self.failures,
+            "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": max,
+        })
+    }
+}
+
+impl EventLatencies {
+    fn rows(&self) -> [Row; 2] {
+        [
+            Row::new("occurred_at → received (b, ≥)", &self.since_occurred, 0),
+            Row::new("HTTP answer → received (b, ≤)", &self.since_answer, 0),
+        ]
+    }
+
+    fn per_second(count: usize, secs: f64) -> f64 {
+        if secs > 0.0 { count as f64 / secs } else { 0.0 }
+    }
+}
+
+impl Report {
+    fn failures(&self) -> usize {
+        self.stats.failures.iter().sum::<usize>()
+            + self.events.as_ref().map_or(0, EventLatencies::failures)
+    }
+
+    fn per_second(&self, count: u64) -> f64 {
+        count as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn successful(&self, include: impl Fn(Measure) -> bool) -> u64 {
+        Measure::ALL
+            .iter()
+            .zip(&self.stats.latencies)
+            .filter(|(measure, _)| include(**measure))
+            .map(|(_, latencies)| latencies.len())
+            .sum()
+    }
+
+    /// A row per measure the run made, then one for all requests together.
+    fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = Measure::ALL
             .iter()
             .zip(&self.stats.latencies)
             .zip(self.stats.failures)
-            .map(|((endpoint, latencies), failures)| row(endpoint.label(), latencies, failures))
+            .filter(|((_, latencies), failures)| !latencies.is_empty() || *failures > 0)
+            .map(|((measure, latencies), failures)| Row::new(measure.label(), latencies, failures))
             .collect();
-        rows.push(row(
+        rows.push(Row::new(
             "all requests",
             &self.stats.all_latencies,
-            self.failures(),
+            self.stats
+                .failures
+                .iter()
+                .zip(Measure::ALL)
+                .filter(|(_, measure)| measure.is_request())
+                .map(|(failures, _)| failures)
+                .sum(),
         ));
         rows
     }
@@ -731,6 +996,8 @@ impl Report {
             || "not measured".to_owned(),
             |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
         );
+        let seconds =
+            |secs: Option<f64>| secs.map_or_else(|| "-".to_owned(), |s| format!("{s:.2} s"));
         let pace = self.rate.map_or_else(
             || "each starting the next delivery at once".to_owned(),
             |rate| format!("starting {rate} deliveries/s"),
@@ -738,34 +1005,57 @@ impl Report {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "{} deliveries, {} concurrent clients {pace}, database {}, idempotency keys {}",
+            "{} deliveries, {} concurrent clients {pace}, payments over {}, database {}, idempotency keys {}",
             self.deliveries,
-            self.concurrency,
+            self.clients,
+            self.feed,
             self.database,
             if self.idempotency_keys { "on" } else { "off" }
         );
         let _ = writeln!(
             out,
-            "{:<34} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8}",
-            "endpoint", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms"
+            "{:<36} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8}",
+            "measure", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms"
         );
         for row in self.rows() {
-            let [p50, p95, p99, max] = row.millis;
-            let _ = writeln!(
-                out,
-                "{:<34} {:>7} {:>6} {p50:>8.2} {p95:>8.2} {p99:>8.2} {max:>8.2}",
-                row.label, row.count, row.failures
-            );
+            row.write(&mut out);
         }
         let _ = writeln!(
             out,
-            "{:.2} s: {:.0} requests/s, {:.0} transitions/s; server peak RSS {rss}",
+            "{:.2} s: {:.0} requests/s, {:.0} transitions/s; server peak RSS {rss}, CPU {}; loadgen CPU {}",
             self.elapsed.as_secs_f64(),
-            self.per_second(self.successful(|_| true)),
-            self.per_second(self.successful(Endpoint::is_transition)),
+            self.per_second(self.successful(Measure::is_request)),
+            self.per_second(self.successful(Measure::is_transition)),
+            seconds(self.server_cpu_secs),
+            seconds(self.loadgen_cpu_secs),
         );
+        if self.rate.is_some() {
+            let _ = writeln!(
+                out,
+                "latest start: {:.2} ms behind schedule",
+                self.stats.start_lag.as_secs_f64() * 1000.0
+            );
+        }
+        if let Some(events) = &self.events {
+            let _ = writeln!(
+                out,
+                "delivery.events: {} of {} expected received ({} malformed); state change → received:",
+                events.received, events.expected, events.malformed
+            );
+            for row in events.rows() {
+                row.write(&mut out);
+            }
+            let _ = writeln!(
+                out,
+                "  {} arrived before the HTTP answer (counted as 0); {:.0} deliveries created/s \
+                 (run start → last delivery.created), {:.0} events/s",
+                events.before_answer,
+                EventLatencies::per_second(events.creations, events.last_creation_secs),
+                EventLatencies::per_second(events.received, events.last_event_secs),
+            );
+        }
         if self.failures() > 0 {
-            let _ = writeln!(out, "{} failed requests, for example:", self.failures());
+            let _ = writeln!(out, "{} failures, for example:", self.failures());
             for sample in &self.stats.failure_samples {
                 let _ = writeln!(out, "  {sample}");
             }
@@ -774,30 +1064,36 @@ impl Report {
     }
 
     fn to_json(&self) -> Value {
-        let endpoints: Vec<Value> = self
-            .rows()
-            .into_iter()
-            .map(|row| {
-                let [p50, p95, p99, max] = row.millis;
-                json!({
-                    "endpoint": row.label, "count": row.count, "errors": row.failures,
-                    "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": max,
-                })
+        let measures: Vec<Value> = self.rows().iter().map(Row::to_json).collect();
+        let events = self.events.as_ref().map(|events| {
+            json!({
+                "received": events.received,
+                "expected": events.expected,
+                "malformed": events.malformed,
+                "latencies": events.rows().iter().map(Row::to_json).collect::<Vec<_>>(),
+                "before_answer": events.before_answer,
+                "created_per_second": EventLatencies::per_second(events.creations, events.last_creation_secs),
+                "events_per_second": EventLatencies::per_second(events.received, events.last_event_secs),
             })
-            .collect();
+        });
         json!({
             "deliveries": self.deliveries,
-            "concurrency": self.concurrency,
+            "clients": self.clients,
             "deliveries_per_second_offered": self.rate,
+            "start_lag_ms": self.rate.map(|_| self.stats.start_lag.as_secs_f64() * 1000.0),
+            "payments_over": self.feed,
             "database": self.database,
             "idempotency_keys": self.idempotency_keys,
             "seconds": self.elapsed.as_secs_f64(),
-            "requests_per_second": self.per_second(self.successful(|_| true)),
-            "transitions_per_second": self.per_second(self.successful(Endpoint::is_transition)),
+            "requests_per_second": self.per_second(self.successful(Measure::is_request)),
+            "transitions_per_second": self.per_second(self.successful(Measure::is_transition)),
             "server_peak_rss_kib": self.server_peak_rss_kib,
+            "server_cpu_seconds": self.server_cpu_secs,
+            "loadgen_cpu_seconds": self.loadgen_cpu_secs,
             "errors": self.failures(),
             "failure_samples": self.stats.failure_samples,
-            "endpoints": endpoints,
+            "measures": measures,
+            "delivery_events": events,
         })
     }
 }
