@@ -24,6 +24,11 @@
 //! read side before it goes on over HTTP as above. The run also listens on
 //! `delivery.events` and reports how long events take to get there.
 //!
+//! A started server books every new delivery with its partner (ADR 0006): the run plays that
+//! partner in this process with the partner simulator, silent (it accepts each booking and
+//! never reports, since the run makes the partner's transitions itself), and configures the
+//! server with it (`--default-partner`, `--partner`, `--partner-webhook-secret`).
+//!
 //! The started server inherits the environment (`RUST_LOG`, `REDIS_URL`, …) except what
 //! the run sets.
 
@@ -41,7 +46,9 @@ use clap::Parser;
 use delivery_svc::auth::{IdentityClaims, KeyMode, TokenAuthority, TokenSigner};
 use delivery_svc::config::JwtConfig;
 use delivery_svc::domain::{Principal, PrincipalRole};
+use delivery_svc::partner::signature::WebhookSecret;
 use hdrhistogram::Histogram;
+use partner_simulator::{Simulator, SimulatorConfig};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -253,6 +260,7 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
         server_peak_rss_kib: server.peak_rss_kib(),
         server_cpu_secs: cpu_secs(cpu_before.0, server.cpu_secs()),
         loadgen_cpu_secs: cpu_secs(cpu_before.1, own_cpu_secs()),
+        partner_bookings: server.partner_bookings(),
         stats,
         events,
     };
@@ -357,6 +365,8 @@ struct SpawnedServer {
     database_url: String,
     /// Holds the server's log and, by default, its SQLite file.
     workdir: TempDir,
+    /// The partner the server books with: the simulator, silent.
+    partner: partner_simulator::Running,
 }
 
 impl Server {
@@ -386,6 +396,20 @@ impl Server {
             .local_addr()?
             .port();
         let log = std::fs::File::create(workdir.path().join("server.log"))?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let secret = WebhookSecret::random()
+            .map_err(|err| format!("cannot make a webhook secret: {err}"))?
+            .to_string();
+        let partner = Simulator::new(SimulatorConfig {
+            silent: true,
+            ..SimulatorConfig::new(
+                &args.partner,
+                &format!("{base_url}/v1/partner/webhooks"),
+                &secret,
+            )
+        })?
+        .start((Ipv4Addr::LOCALHOST, 0).into())
+        .await?;
         let jwt = &args.jwt;
         let mut command = Command::new(&server_bin);
         match amqp_namespace {
@@ -403,7 +427,15 @@ impl Server {
             .env_remove("JWT_PUBLIC_KEY_FILE")
             .env("JWT_ISSUER", &jwt.jwt_issuer)
             .env("JWT_AUDIENCE", &jwt.jwt_audience)
-            .env("DEFAULT_PARTNER", &args.partner)
+            .arg("--default-partner")
+            .arg(&args.partner)
+            .arg("--partner")
+            .arg(format!("{}={}", args.partner, partner.base_url()))
+            .arg("--partner-webhook-secret")
+            .arg(format!("{}={secret}", args.partner))
+            .env_remove("DEFAULT_PARTNER")
+            .env_remove("PARTNERS")
+            .env_remove("PARTNER_WEBHOOK_SECRETS")
             .env("RATE_LIMIT_PER_SECOND", UNTHROTTLED_RATE)
             .env("RATE_LIMIT_BURST", UNTHROTTLED_RATE)
             .stdin(Stdio::null())
@@ -413,11 +445,12 @@ impl Server {
             .spawn()
             .map_err(|err| format!("cannot start {}: {err}", server_bin.display()))?;
         Ok(Server {
-            base_url: format!("http://127.0.0.1:{port}"),
+            base_url,
             spawned: Some(SpawnedServer {
                 process,
                 database_url,
                 workdir,
+                partner,
             }),
         })
     }
@@ -471,6 +504,12 @@ impl Server {
             .ok()
     }
 
+    /// The bookings the started server has made with its partner so far.
+    fn partner_bookings(&self) -> Option<usize> {
+        let spawned = self.spawned.as_ref()?;
+        Some(spawned.partner.simulator().ledger().shipments().len())
+    }
+
     /// The started server's CPU time so far, in seconds.
     fn cpu_secs(&self) -> Option<f64> {
         let pid = self.spawned.as_ref()?.process.id()?;
@@ -483,12 +522,14 @@ impl Server {
         let SpawnedServer {
             mut process,
             workdir,
+            partner,
             ..
         } = self.spawned?;
         // Nothing is left to finish: the run is over and its data is thrown away.
         if let Err(err) = process.kill().await {
             eprintln!("loadgen: cannot stop the server: {err}");
         }
+        partner.stop().await;
         keep_log.then(|| workdir.keep().join("server.log"))
     }
 }
@@ -886,6 +927,8 @@ struct Report {
     server_peak_rss_kib: Option<u64>,
     server_cpu_secs: Option<f64>,
     loadgen_cpu_secs: Option<f64>,
+    /// Bookings the started server made with the run's partner by the end of the run.
+    partner_bookings: Option<usize>,
     stats: Stats,
     events: Option<EventLatencies>,
 }
@@ -1029,6 +1072,9 @@ impl Report {
             seconds(self.server_cpu_secs),
             seconds(self.loadgen_cpu_secs),
         );
+        if let Some(bookings) = self.partner_bookings {
+            let _ = writeln!(out, "partner (silent simulator): {bookings} bookings");
+        }
         if self.rate.is_some() {
             let _ = writeln!(
                 out,
@@ -1090,6 +1136,7 @@ impl Report {
             "server_peak_rss_kib": self.server_peak_rss_kib,
             "server_cpu_seconds": self.server_cpu_secs,
             "loadgen_cpu_seconds": self.loadgen_cpu_secs,
+            "partner_bookings": self.partner_bookings,
             "errors": self.failures(),
             "failure_samples": self.stats.failure_samples,
             "measures": measures,

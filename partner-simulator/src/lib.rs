@@ -7,7 +7,8 @@
 //!   [`Ledger`](shipments::Ledger) of every booking, its requests and its fate, which tests
 //!   read.
 //! - [`reports`]: each booked delivery's journey (picked up, then delivered or failed) sent
-//!   as signed Standard Webhooks, retried until the service accepts them.
+//!   as signed Standard Webhooks, retried until the service accepts them; none when
+//!   [`SimulatorConfig::silent`].
 //!
 //! [`Simulator`] puts them together, configured by [`SimulatorConfig`], misbehaving as
 //! [`Misbehaviour`] asks; [`Simulator::start`] serves it on an address.
@@ -46,6 +47,9 @@ pub struct SimulatorConfig {
     /// order). Random without one.
     pub seed: Option<u64>,
     pub misbehaviour: Misbehaviour,
+    /// Takes bookings and never reports: whoever runs it moves the deliveries itself (the
+    /// load generator, which makes the partner's transitions over the REST API).
+    pub silent: bool,
 }
 
 /// The seed design's failure rate: 1 %.
@@ -63,6 +67,7 @@ impl SimulatorConfig {
             failure_probability: DEFAULT_FAILURE_PROBABILITY,
             seed: None,
             misbehaviour: Misbehaviour::default(),
+            silent: false,
         }
     }
 }
@@ -92,6 +97,7 @@ pub enum SimulatorError {
 pub struct Simulator {
     ledger: Arc<Ledger>,
     reporter: Arc<Reporter>,
+    silent: bool,
 }
 
 impl Simulator {
@@ -101,7 +107,11 @@ impl Simulator {
         }
         let ledger = Arc::new(Ledger::new(config.failure_probability, config.seed));
         let reporter = Arc::new(Reporter::new(&config, ledger.clone())?);
-        Ok(Simulator { ledger, reporter })
+        Ok(Simulator {
+            ledger,
+            reporter,
+            silent: config.silent,
+        })
     }
 
     /// What it has booked and how each delivery ends.

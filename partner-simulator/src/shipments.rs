@@ -208,7 +208,7 @@ pub(crate) fn book(
             .header("Retry-After", "1")
             .body("down for maintenance");
     };
-    if created {
+    if created && !simulator.silent {
         simulator.reporter.spawn_journey(&shipment);
     }
     let status = if created {
