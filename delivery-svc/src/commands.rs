@@ -22,9 +22,9 @@ use delivery_core::{
 use sea_orm::prelude::Expr;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction,
-    DbErr, EntityTrait, IntoActiveModel, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait,
-    QueryFilter, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, Iterable, PrimaryKeyToColumn,
+    PrimaryKeyTrait, QueryFilter, SqlErr,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::auth::role_name;
 use crate::cache::DeliveryCache;
-use crate::db::{begin_write, is_contention};
+use crate::db::{Batch, begin_write, is_contention};
 use crate::domain::{
     IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
     TransitionOutcome,
@@ -45,7 +45,7 @@ use crate::entity::{
 };
 use crate::partner::Partners;
 use crate::partner::booking::pending as pending_booking;
-use crate::projection::{StoredEvent, project};
+use crate::projection::{StoredEvent, project_made};
 use crate::queries::Scope;
 
 /// The only event type [`Deliveries::ingest_payment`] takes.
@@ -199,21 +199,38 @@ impl Deliveries {
         let role = ctx.principal.role.graph_role().ok_or_else(|| {
             ServiceError::Forbidden("service principals may not change a delivery".into())
         })?;
-        // Read outside the write transaction (no lock held meanwhile); the save checks that
+        // Read in the write transaction, before the idempotency claim (a delivery the caller
+        // may not see is NotFound whatever the key), without a lock: the save checks that
         // the version is still the one read. Customer and partner never change, so the
         // check of who may act holds for the row as saved.
         let scope = Scope::of(&ctx.principal);
-        let row = delivery_order::Entity::find_by_id(id.0)
-            .one(&self.db)
-            .await?
-            .filter(|row| scope.includes(&row.customer_id, row.partner_id.as_deref()))
-            .ok_or(ServiceError::NotFound(id))?;
-        let expected = from_db_seq("version", row.version)?;
-        self.write_once(ctx, async |txn| {
-            self.apply_command(txn, row, command, role, ctx).await
-        })
-        .await
-        .map_err(|err| contention_as_conflict(err, id, expected))
+        let expected = std::sync::OnceLock::new();
+        let written = self
+            .write_once_after(
+                ctx,
+                async |txn| {
+                    let row = find_in_scope(txn, id, &scope).await?;
+                    let _first = expected.set(from_db_seq("version", row.version)?);
+                    Ok(row)
+                },
+                async |txn, row| self.apply_command(txn, row, command, role, ctx).await,
+            )
+            .await;
+        match written {
+            Err(ServiceError::Busy(err)) if is_contention(&err) => {
+                // Refused before the order was read (the SQLite write lock not granted in
+                // time, say): the conflict names the version there is now.
+                let expected = match expected.get().copied() {
+                    Some(expected) => expected,
+                    None => {
+                        let row = find_in_scope(&self.db, id, &scope).await?;
+                        from_db_seq("version", row.version)?
+                    }
+                };
+                Err(ServiceError::Conflict { id, expected })
+            }
+            written => written,
+        }
     }
 
     /// Applies `command`, made by `role`, to the order in `row` and writes what it changes
@@ -249,7 +266,7 @@ impl Deliveries {
             customer_id: &customer_id,
             partner_id: row.partner_id.as_deref(),
         };
-        append_event(txn, &stored, &owners).await?;
+        append_event(txn, &stored, &owners, &order).await?;
         let replacement_delivery_id = self.open_redelivery(txn, &order, meta, ctx).await?;
         Ok(TransitionOutcome {
             delivery_id: id,
@@ -284,15 +301,34 @@ impl Deliveries {
         T: Serialize + DeserializeOwned + StateChanges,
         W: AsyncFnOnce(&DatabaseTransaction) -> Result<T, ServiceError>,
     {
+        self.write_once_after(ctx, async |_| Ok(()), async |txn, ()| work(txn).await)
+            .await
+    }
+
+    /// [`write_once`](Self::write_once), with a first step `prepare` in the same
+    /// transaction before the key is claimed (a read whose failure must come first), whose
+    /// result `work` takes.
+    pub(crate) async fn write_once_after<T, R, P, W>(
+        &self,
+        ctx: &RequestContext,
+        prepare: P,
+        work: W,
+    ) -> Result<T, ServiceError>
+    where
+        T: Serialize + DeserializeOwned + StateChanges,
+        P: AsyncFnOnce(&DatabaseTransaction) -> Result<R, ServiceError>,
+        W: AsyncFnOnce(&DatabaseTransaction, R) -> Result<T, ServiceError>,
+    {
         let txn = begin_write(&self.db).await?;
+        let prepared = prepare(&txn).await?;
         let outcome = match &ctx.idempotency {
-            None => work(&txn).await?,
+            None => work(&txn, prepared).await?,
             Some(key) => {
                 let subject = &ctx.principal.subject;
                 if let Some(earlier) = claim_key(&txn, subject, key, ctx.now).await? {
                     return replay(earlier, key);
                 }
-                let outcome = work(&txn).await?;
+                let outcome = work(&txn, prepared).await?;
                 store_response(&txn, subject, key, &outcome).await?;
                 outcome
             }
@@ -349,7 +385,8 @@ impl Deliveries {
         creation: DeliveryEvent,
         ctx: &RequestContext,
     ) -> Result<(), DbErr> {
-        let snapshot = AnyDeliveryOrder::from(order).snapshot();
+        let order = AnyDeliveryOrder::from(order);
+        let snapshot = order.snapshot();
         let details = &snapshot.details;
         let shipment = delivery_order::Shipment {
             shipping_address: details.shipping_address.clone(),
@@ -378,7 +415,7 @@ impl Deliveries {
             customer_id: &details.customer_id,
             partner_id: Some(&self.default_partner),
         };
-        append_event(txn, &stored, &owners).await?;
+        append_event(txn, &stored, &owners, &order).await?;
         booking::Entity::insert(pending_booking(
             snapshot.id,
             &self.default_partner,
@@ -491,21 +528,21 @@ async fn save_transition(
     Ok(())
 }
 
-/// Records an event: appends it to the event store, queues its message in the outbox and
-/// projects it into the read models. The one way every event (creation, transition,
-/// redelivery) is written.
+/// Records an event that left the order as `order`: appends it to the event store, queues
+/// its message in the outbox and projects it into the read models. The one way every event
+/// (creation, transition, redelivery) is written.
 async fn append_event(
     txn: &DatabaseTransaction,
     stored: &StoredEvent,
     owners: &Owners<'_>,
+    order: &AnyDeliveryOrder,
 ) -> Result<(), DbErr> {
-    delivery_event::Entity::insert(stored.to_row()?)
-        .exec_without_returning(txn)
-        .await?;
-    outbox::Entity::insert(outbox_row(stored, owners)?)
-        .exec_without_returning(txn)
-        .await?;
-    project(txn, stored).await
+    // Nothing here reads what another writes, and the order is written already: one batch.
+    let mut writes = Batch::new(txn);
+    writes.push(&delivery_event::Entity::insert(stored.to_row()?));
+    writes.push(&outbox::Entity::insert(outbox_row(stored, owners)?));
+    project_made(&mut writes, stored, order)?;
+    writes.run(txn).await
 }
 
 /// Whose delivery an event is about: its message names them.
@@ -714,6 +751,19 @@ fn replay<T: DeserializeOwned>(
         ))
     })?;
     Ok(from_json("idempotency_key.response", response)?)
+}
+
+/// Delivery `id`'s order, if `scope` includes it; else [`ServiceError::NotFound`].
+async fn find_in_scope(
+    db: &impl ConnectionTrait,
+    id: DeliveryId,
+    scope: &Scope,
+) -> Result<delivery_order::Model, ServiceError> {
+    delivery_order::Entity::find_by_id(id.0)
+        .one(db)
+        .await?
+        .filter(|row| scope.includes(&row.customer_id, row.partner_id.as_deref()))
+        .ok_or(ServiceError::NotFound(id))
 }
 
 /// The caller, in `role`, now.

@@ -7,7 +7,7 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteError, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait,
+    DatabaseTransaction, DbErr, QueryTrait, RuntimeErr, Statement, TransactionTrait,
 };
 
 /// Connections per pool. SQLite has one writer at a time whatever the pool size; more
@@ -129,4 +129,138 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
 /// The backend behind `db`, for the few statements that differ between them.
 pub(crate) fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == DatabaseBackend::Postgres
+}
+
+/// Writes that must all succeed and that read nothing another of them writes, sent
+/// together: on PostgreSQL as one statement (each a data-modifying `WITH` query), so one
+/// round trip; on SQLite, which has none to save, one after another. Each may require a
+/// number of rows changed; any other number fails the batch with
+/// [`DbErr::RecordNotUpdated`], and the caller's transaction must then be rolled back.
+///
+/// PostgreSQL runs the queries of one statement on one snapshot, in an unspecified order:
+/// no two of them may change the same row, and none sees what another wrote (each may
+/// see what earlier statements of the transaction wrote).
+#[derive(Debug)]
+pub(crate) struct Batch {
+    backend: DatabaseBackend,
+    writes: Vec<(Statement, Option<u64>)>,
+}
+
+impl Batch {
+    pub(crate) fn new(db: &impl ConnectionTrait) -> Batch {
+        Batch {
+            backend: db.get_database_backend(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// Adds a write whatever it changes.
+    pub(crate) fn push(&mut self, write: &impl QueryTrait) {
+        self.writes.push((write.build(self.backend), None));
+    }
+
+    /// Adds a write that must change exactly `rows` rows.
+    pub(crate) fn push_expecting(&mut self, write: &impl QueryTrait, rows: u64) {
+        self.writes.push((write.build(self.backend), Some(rows)));
+    }
+
+    /// Runs the writes on `db` (a transaction).
+    pub(crate) async fn run(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        if self.backend != DatabaseBackend::Postgres || self.writes.len() < 2 {
+            for (write, expected) in self.writes {
+                let done = db.execute(write).await?;
+                if expected.is_some_and(|rows| rows != done.rows_affected()) {
+                    return Err(DbErr::RecordNotUpdated);
+                }
+            }
+            return Ok(());
+        }
+        let mut sql = String::from("WITH ");
+        let mut values = Vec::new();
+        let mut counts = Vec::with_capacity(self.writes.len());
+        for (index, (write, _)) in self.writes.iter().enumerate() {
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("w{index} AS ("));
+            shift_placeholders(&write.sql, values.len(), &mut sql);
+            sql.push_str(" RETURNING 1)");
+            values.extend(
+                write
+                    .values
+                    .iter()
+                    .flat_map(|values| values.0.iter().cloned()),
+            );
+            counts.push(format!("(SELECT count(*) FROM w{index}) AS n{index}"));
+        }
+        sql.push_str(" SELECT ");
+        sql.push_str(&counts.join(", "));
+        let row = db
+            .query_one(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                sql,
+                values,
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("a batch of writes answered no row".into()))?;
+        for (index, (_, expected)) in self.writes.iter().enumerate() {
+            if let Some(rows) = *expected {
+                let done: i64 = row.try_get_by_index(index)?;
+                if u64::try_from(done).ok() != Some(rows) {
+                    return Err(DbErr::RecordNotUpdated);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends `sql` to `out` with its PostgreSQL placeholders `$n` renumbered `$(n + by)`.
+/// Quoted identifiers and string literals are copied as they are.
+fn shift_placeholders(sql: &str, by: usize, out: &mut String) {
+    let mut chars = sql.chars().peekable();
+    let mut quote = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut number = 0usize;
+                while let Some(digit) = chars.peek().and_then(|c| c.to_digit(10)) {
+                    number = number * 10 + digit as usize;
+                    chars.next();
+                }
+                out.push('$');
+                out.push_str(&(number + by).to_string());
+            }
+            None => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shift_placeholders;
+
+    #[test]
+    fn placeholders_are_renumbered_outside_quotes() {
+        let mut out = String::new();
+        shift_placeholders(
+            r#"UPDATE "t$1" SET "a" = $1, "b" = '$2' WHERE "c" = $12"#,
+            3,
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            r#"UPDATE "t$1" SET "a" = $4, "b" = '$2' WHERE "c" = $15"#
+        );
+    }
 }

@@ -25,7 +25,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use crate::commands::Deliveries;
-use crate::db::{begin_write, is_postgres};
+use crate::db::{Batch, begin_write, is_postgres};
 use crate::domain::ServiceError;
 use crate::entity::{
     StateColumns, corrupt, delivery_event, delivery_history, delivery_view, from_db_seq, from_json,
@@ -135,16 +135,55 @@ fn decode_payload(transition: &str, payload: Value) -> Result<(Change, Option<St
     Ok((change, partner_id))
 }
 
-/// Updates the read models from one event, on `db` (the command's transaction).
+/// Updates the read models from one event, on `db` (a rebuild's transaction).
 pub async fn project<C: ConnectionTrait>(db: &C, stored: &StoredEvent) -> Result<(), DbErr> {
-    add_history_entry(db, stored).await?;
+    let mut writes = Batch::new(db);
+    add_history_entry(&mut writes, stored)?;
     match &stored.event.change {
-        Change::Create(details) => open_view(db, stored, details).await,
-        Change::Transition(command) => advance_view(db, &stored.event, command).await,
+        Change::Create(details) => {
+            // A rebuild replays in (delivery_id, seq) order, so a replacement may already
+            // be in the view before the order it replaces.
+            let replaced_by = delivery_view::Entity::find()
+                .filter(delivery_view::Column::ReplacesDeliveryId.eq(stored.event.delivery_id.0))
+                .one(db)
+                .await?
+                .map(|replacement| replacement.id);
+            open_view(&mut writes, stored, details, replaced_by)?;
+        }
+        Change::Transition(command) => {
+            advance_view(db, &mut writes, &stored.event, command).await?
+        }
+    }
+    writes.run(db).await
+}
+
+/// Adds to `writes` what the event a command just made changes in the read models, where
+/// `order` is the order the event left: what [`project`] computes from the view row,
+/// without reading it. The view row must be at the version before the event's, as
+/// [`project`] requires too.
+pub(crate) fn project_made(
+    writes: &mut Batch,
+    stored: &StoredEvent,
+    order: &AnyDeliveryOrder,
+) -> Result<(), DbErr> {
+    add_history_entry(writes, stored)?;
+    let event = &stored.event;
+    match &event.change {
+        // Live, a new order has no replacement yet: it is made after the order it replaces.
+        Change::Create(details) => open_view(writes, stored, details, None),
+        Change::Transition(_) => {
+            let previous = event.seq.checked_sub(1).ok_or_else(|| {
+                corrupt(format!(
+                    "delivery {}: a transition at seq 0",
+                    event.delivery_id
+                ))
+            })?;
+            write_view(writes, event, order, to_db_seq(previous)?)
+        }
     }
 }
 
-async fn add_history_entry<C: ConnectionTrait>(db: &C, stored: &StoredEvent) -> Result<(), DbErr> {
+fn add_history_entry(writes: &mut Batch, stored: &StoredEvent) -> Result<(), DbErr> {
     let event = &stored.event;
     let entry = delivery_history::ActiveModel {
         delivery_id: Set(event.delivery_id.0),
@@ -159,28 +198,20 @@ async fn add_history_entry<C: ConnectionTrait>(db: &C, stored: &StoredEvent) -> 
         occurred_at: Set(event.occurred_at),
         data: Set(stored.payload()?),
     };
-    delivery_history::Entity::insert(entry)
-        .exec_without_returning(db)
-        .await?;
+    writes.push(&delivery_history::Entity::insert(entry));
     Ok(())
 }
 
 /// A creation: the view row of a new delivery order, linked both ways with the order it
 /// replaces, if any.
-async fn open_view<C: ConnectionTrait>(
-    db: &C,
+fn open_view(
+    writes: &mut Batch,
     stored: &StoredEvent,
     details: &DeliveryDetails,
+    replaced_by: Option<uuid::Uuid>,
 ) -> Result<(), DbErr> {
     let event = &stored.event;
     let id = event.delivery_id.0;
-    // Live, a replacement is always created after the order it replaces; a rebuild replays
-    // in (delivery_id, seq) order, so there its replacement may already be in the view.
-    let replaced_by = delivery_view::Entity::find()
-        .filter(delivery_view::Column::ReplacesDeliveryId.eq(id))
-        .one(db)
-        .await?
-        .map(|replacement| replacement.id);
     let mut row = delivery_view::ActiveModel {
         id: Set(id),
         ordering_id: Set(details.ordering_id.to_string()),
@@ -200,16 +231,14 @@ async fn open_view<C: ConnectionTrait>(
     };
     // CREATED carries no state data yet.
     row.set_state_columns(StateColumns::from(&StateFields::default()));
-    delivery_view::Entity::insert(row)
-        .exec_without_returning(db)
-        .await?;
+    writes.push(&delivery_view::Entity::insert(row));
     if let Some(replaced) = details.replaces {
         // A link, not a change of the replaced order: its version and updated_at stay.
-        delivery_view::Entity::update_many()
-            .col_expr(delivery_view::Column::ReplacedByDeliveryId, Expr::value(id))
-            .filter(delivery_view::Column::Id.eq(replaced.0))
-            .exec(db)
-            .await?;
+        writes.push(
+            &delivery_view::Entity::update_many()
+                .col_expr(delivery_view::Column::ReplacedByDeliveryId, Expr::value(id))
+                .filter(delivery_view::Column::Id.eq(replaced.0)),
+        );
     }
     Ok(())
 }
@@ -217,6 +246,7 @@ async fn open_view<C: ConnectionTrait>(
 /// A transition: the view row moves to the state the command takes its order to.
 async fn advance_view<C: ConnectionTrait>(
     db: &C,
+    writes: &mut Batch,
     event: &DeliveryEvent,
     command: &Command,
 ) -> Result<(), DbErr> {
@@ -247,6 +277,16 @@ async fn advance_view<C: ConnectionTrait>(
     let (next, _) = order
         .apply(command.clone(), meta)
         .map_err(|rejected| corrupt(format!("delivery {id}: event {}: {rejected}", event.seq)))?;
+    write_view(writes, event, &next, view.version)
+}
+
+/// Moves the view row of `event`'s delivery, at version `previous`, to `next`.
+fn write_view(
+    writes: &mut Batch,
+    event: &DeliveryEvent,
+    next: &AnyDeliveryOrder,
+    previous: i64,
+) -> Result<(), DbErr> {
     let mut row = delivery_view::ActiveModel {
         state: Set(next.state().name().to_owned()),
         version: Set(to_db_seq(next.version())?),
@@ -255,18 +295,17 @@ async fn advance_view<C: ConnectionTrait>(
         ..Default::default()
     };
     row.set_state_columns(StateColumns::from(&next.state_fields()));
-    let updated = delivery_view::Entity::update_many()
-        .set(row)
-        .filter(delivery_view::Column::Id.eq(view.id))
-        .filter(delivery_view::Column::Version.eq(view.version))
-        .exec(db)
-        .await?;
-    // Only a rebuild running at the same time can have replaced the row under us.
-    if updated.rows_affected == 1 {
-        Ok(())
-    } else {
-        Err(DbErr::RecordNotUpdated)
-    }
+    // One row, or the batch fails: only a rebuild running at the same time can have
+    // replaced the row under us (or the view is not in step with the event store, which a
+    // rebuild mends).
+    writes.push_expecting(
+        &delivery_view::Entity::update_many()
+            .set(row)
+            .filter(delivery_view::Column::Id.eq(event.delivery_id.0))
+            .filter(delivery_view::Column::Version.eq(previous)),
+        1,
+    );
+    Ok(())
 }
 
 /// Events replayed per query during a rebuild.
