@@ -10,7 +10,9 @@
 //! the view row, a transition applies its command to the order that row describes (through
 //! delivery-core, so the state data is computed by the same code as the write model's).
 //! That is why [`Deliveries::rebuild_projections`] can throw the read models away and replay
-//! the event store into the same rows.
+//! the event store into the same rows. A command projects its own event with
+//! `project_made`, which takes the order the command made instead of reading the view row
+//! and applying the command again: the same delivery-core code, the same row.
 
 use delivery_core::{
     Actor, AnyDeliveryOrder, Change, Command, DeliveryDetails, DeliveryEvent, EventMeta,
