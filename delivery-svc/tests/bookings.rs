@@ -14,13 +14,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{
-    Loopback, PARTNER, PARTNER_WEBHOOK_SECRET, Served, TestApp, generous_limits, new_id,
-    on_every_database, payment_event, principal,
+    Loopback, PARTNER, PARTNER_WEBHOOK_SECRET, Served, TestApp, generous_limits, on_every_database,
 };
 use delivery_core::DeliveryState;
 use delivery_svc::app::App;
 use delivery_svc::config::{BookingConfig, Config};
-use delivery_svc::domain::PrincipalRole;
 use delivery_svc::entity::{booking, delivery_event, delivery_order};
 use delivery_svc::messaging::workers::{StopSignal, shutdown_pair};
 use delivery_svc::partner::booking::BookingStats;
@@ -138,21 +136,7 @@ impl World {
     async fn pay(&self, count: usize) -> Vec<String> {
         let mut ids = Vec::with_capacity(count);
         for _ in 0..count {
-            let reply = self
-                .http
-                .post(
-                    "/v1/payment-events",
-                    &principal(PrincipalRole::Service),
-                    &payment_event(&new_id("ord"), &["PHYSICAL"]),
-                )
-                .await;
-            reply.assert_status(StatusCode::CREATED);
-            ids.push(
-                reply.json["delivery_id"]
-                    .as_str()
-                    .expect("an id")
-                    .to_owned(),
-            );
+            ids.push(self.http.create_delivery().await);
         }
         ids
     }

@@ -252,13 +252,8 @@ impl Booker {
             finish(db, id, BookingStatus::Moot, None, None).await?;
             return Ok(BookingStatus::Moot);
         }
+        // An open circuit answers Rejected without calling; that is not retried here.
         let circuit = self.circuit(&row.partner_id);
-        if !circuit.is_call_permitted() {
-            self.stats.held_by_circuit.fetch_add(1, Ordering::Relaxed);
-            let later = now + chrono_duration(self.open_for());
-            retry_later(db, id, row.attempts, later, "the partner's circuit is open").await?;
-            return Ok(BookingStatus::Pending);
-        }
         let call = async || {
             circuit
                 .call_with(CallError::is_transient, self.call(&row.partner_id, &order))
@@ -433,19 +428,13 @@ async fn finish(
     partner_booking_id: Option<String>,
     error: Option<String>,
 ) -> Result<(), DbErr> {
-    booking::Entity::update_many()
+    release(id)
         .col_expr(booking::Column::Status, Expr::value(status.as_str()))
         .col_expr(
             booking::Column::PartnerBookingId,
             Expr::value(partner_booking_id),
         )
         .col_expr(booking::Column::LastError, Expr::value(error))
-        .col_expr(
-            booking::Column::ClaimedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(booking::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(booking::Column::DeliveryId.eq(id.0))
         .exec(db)
         .await?;
     Ok(())
@@ -459,19 +448,24 @@ async fn retry_later(
     next: DateTime<Utc>,
     error: &str,
 ) -> Result<(), DbErr> {
-    booking::Entity::update_many()
+    release(id)
         .col_expr(booking::Column::Attempts, Expr::value(attempts))
         .col_expr(booking::Column::NextAttemptAt, Expr::value(next))
         .col_expr(booking::Column::LastError, Expr::value(error))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The update of booking `id` that gives up its claim; the caller adds what changed.
+fn release(id: DeliveryId) -> sea_orm::UpdateMany<booking::Entity> {
+    booking::Entity::update_many()
         .col_expr(
             booking::Column::ClaimedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(booking::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(booking::Column::DeliveryId.eq(id.0))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// After the `attempts`th failed round: 1 s, 2 s, 4 s, … up to [`MAX_RETRY_DELAY`].
