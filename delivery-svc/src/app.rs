@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::future::OptionFuture;
 use poem::listener::TcpListener;
 use poem::{Endpoint, Response, Server};
 use sea_orm::DbErr;
@@ -150,24 +149,23 @@ impl App {
     /// Runs `processes` until Ctrl-C or SIGTERM: stops taking requests and messages, lets
     /// those in flight finish, then returns.
     pub async fn run(self, processes: Processes) -> Result<(), AppError> {
-        let workers = (processes != Processes::ApiOnly).then(|| self.start_workers());
-        // The watchdogs run where the workers do; dropping `stop_watchdogs` stops them.
-        let (stop_watchdogs, watchdogs_stopped) = tokio::sync::oneshot::channel::<()>();
-        let watchdogs = (processes != Processes::ApiOnly).then(|| {
-            tokio::spawn(watchdog::run(
+        let with_workers = processes != Processes::ApiOnly;
+        let workers = with_workers.then(|| self.start_workers());
+        // The watchdogs and the booker run where the workers do, until `stop_background`.
+        let (stop_background, background) = shutdown_pair();
+        let mut background_tasks = Vec::new();
+        if with_workers {
+            let mut watchdogs_shutdown = background.clone();
+            let watchdogs = watchdog::run(
                 self.deliveries.clone(),
                 self.config.watchdog.clone(),
                 Utc::now,
-                async {
-                    let _closed = watchdogs_stopped.await;
-                },
-            ))
-        });
-        let (stop_booker, booker_shutdown) = shutdown_pair();
-        let booker = match processes {
-            Processes::ApiOnly => None,
-            _ => Some(tokio::spawn(self.booker()?.run(booker_shutdown))),
-        };
+                async move { watchdogs_shutdown.wait().await },
+            );
+            background_tasks.push(("the watchdogs", tokio::spawn(watchdogs)));
+            let booker = self.booker()?.run(background);
+            background_tasks.push(("the booker", tokio::spawn(booker)));
+        }
         let simulator = match processes {
             Processes::ApiAndWorkers => self.start_simulator().await,
             _ => None,
@@ -182,16 +180,14 @@ impl App {
             live.stop().await;
             served
         };
-        drop(stop_watchdogs);
-        stop_booker.stop();
-        if let Some(Err(err)) = OptionFuture::from(booker).await {
-            tracing::error!(error = %err, "the booker failed");
+        stop_background.stop();
+        for (what, task) in background_tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "{what} failed");
+            }
         }
         if let Some(simulator) = simulator {
             simulator.stop().await;
-        }
-        if let Some(Err(err)) = OptionFuture::from(watchdogs).await {
-            tracing::error!(error = %err, "the watchdogs failed");
         }
         if let Some(workers) = workers {
             workers.stop().await;
