@@ -70,6 +70,8 @@ pub enum Processes {
 pub struct App {
     config: Config,
     deliveries: Deliveries,
+    /// The same deliveries through the background work's own connection pool.
+    background: Deliveries,
     authority: Arc<TokenAuthority>,
     bus: Bus,
     /// The cache and the shared rate limits, when `REDIS_URL` is set.
@@ -90,7 +92,10 @@ impl App {
         if let Some(redis) = &redis {
             deliveries = deliveries.with_cache(DeliveryCache::new(redis.clone()));
         }
+        let background_pool =
+            db::connect(&config.database_url, config.pools.worker_pool_size).await?;
         Ok(App {
+            background: deliveries.clone().with_db(background_pool),
             deliveries,
             authority,
             redis,
@@ -108,13 +113,13 @@ impl App {
     /// Starts the outbox relay and the consumers; [`Workers::stop`] stops them.
     pub fn start_workers(&self) -> Workers {
         self.bus
-            .spawn_workers(&self.deliveries, &self.config.messaging)
+            .spawn_workers(&self.background, &self.config.messaging)
     }
 
     /// The worker that books new delivery orders with their partners.
     pub fn booker(&self) -> Result<Booker, AppError> {
         Ok(Booker::new(
-            self.deliveries.clone(),
+            self.background.clone(),
             self.config.booking.clone(),
         )?)
     }
@@ -157,7 +162,7 @@ impl App {
         if with_workers {
             let mut watchdogs_shutdown = background.clone();
             let watchdogs = watchdog::run(
-                self.deliveries.clone(),
+                self.background.clone(),
                 self.config.watchdog.clone(),
                 Utc::now,
                 async move { watchdogs_shutdown.wait().await },
@@ -309,7 +314,7 @@ impl App {
 
 /// Connects to the configured database, migrates it, and builds the domain layer on it.
 pub async fn open_deliveries(config: &Config) -> Result<Deliveries, AppError> {
-    let connection = db::connect(&config.database_url).await?;
+    let connection = db::connect(&config.database_url, config.pools.database_pool_size).await?;
     db::migrate(&connection).await?;
     let partners = Partners::from_config(
         &config.partners,

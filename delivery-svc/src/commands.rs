@@ -93,6 +93,13 @@ impl Deliveries {
         &self.partners
     }
 
+    /// The same deliveries (notifications, cache, partners) through another connection pool
+    /// of the same database.
+    pub fn with_db(mut self, db: DatabaseConnection) -> Self {
+        self.db = db;
+        self
+    }
+
     /// Serves single-delivery reads through `cache`, and keeps it current after writes.
     pub fn with_cache(mut self, cache: DeliveryCache) -> Self {
         self.cache = Some(cache);

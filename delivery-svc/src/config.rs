@@ -22,6 +22,9 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    #[command(flatten)]
+    pub pools: PoolConfig,
+
     /// The address to listen on. Without a JWT key (development mode) only a loopback
     /// address is accepted.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
@@ -65,6 +68,35 @@ pub struct Config {
     /// database and limits in-process.
     #[arg(long, env = "REDIS_URL", global = true)]
     pub redis_url: Option<String>,
+}
+
+/// The database connection pools: one for the HTTP API's requests, one for the background
+/// work (outbox relay, payment consumer, booker, watchdogs), so that a peak of requests
+/// cannot starve the background work of connections, nor it the requests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PoolConfig {
+    /// Database connections for the HTTP API's requests.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = PoolConfig::DEFAULT.database_pool_size, global = true)]
+    pub database_pool_size: NonZeroU32,
+
+    /// Database connections for the background work: the outbox relay, the payment
+    /// consumer, the booker and the watchdogs.
+    #[arg(long, env = "WORKER_POOL_SIZE", default_value_t = PoolConfig::DEFAULT.worker_pool_size, global = true)]
+    pub worker_pool_size: NonZeroU32,
+}
+
+impl PoolConfig {
+    /// The command-line defaults.
+    pub const DEFAULT: PoolConfig = PoolConfig {
+        database_pool_size: NonZeroU32::new(10).expect("not zero"),
+        worker_pool_size: NonZeroU32::new(4).expect("not zero"),
+    };
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig::DEFAULT
+    }
 }
 
 /// How bearer tokens are verified. With neither a secret nor a public key the service runs
@@ -202,6 +234,12 @@ pub struct MessagingConfig {
     /// this process's own commits wake it at once.
     #[arg(long, env = "RELAY_POLL_MS", default_value = "1000", global = true)]
     pub relay_poll_ms: NonZeroU64,
+
+    /// How long the relay, woken by a commit, waits for more before it publishes
+    /// (milliseconds; 0 publishes at once). Under load this gathers the commits of the
+    /// moment into one round instead of a round for each, for at most this much latency.
+    #[arg(long, env = "RELAY_LINGER_MS", default_value = "5", global = true)]
+    pub relay_linger_ms: u64,
 }
 
 impl Default for MessagingConfig {
@@ -213,6 +251,7 @@ impl Default for MessagingConfig {
             amqp_prefetch: NonZeroU16::new(32).expect("not zero"),
             relay_batch: NonZeroU64::new(100).expect("not zero"),
             relay_poll_ms: NonZeroU64::new(1000).expect("not zero"),
+            relay_linger_ms: 5,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The database connection: SQLite (the default, a file) or PostgreSQL, chosen by the URL;
 //! the schema migrations; and the readiness check.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
@@ -10,25 +11,27 @@ use sea_orm::{
     DatabaseTransaction, DbErr, QueryTrait, RuntimeErr, Statement, TransactionTrait,
 };
 
-/// Connections per pool. SQLite has one writer at a time whatever the pool size; more
-/// connections serve concurrent readers (WAL lets them read while one writes).
-const POOL_SIZE: u32 = 10;
-
 /// How long a SQLite connection waits for another connection's write lock before it gives
 /// up with `database is locked`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens a pool for `url`: `sqlite://path?mode=rwc` or `postgres://…`.
+/// Opens a pool of `size` connections for `url`: `sqlite://path?mode=rwc` or
+/// `postgres://…`. SQLite has one writer at a time whatever the pool size; more
+/// connections serve concurrent readers (WAL lets them read while one writes).
 ///
 /// SQLite connections are set up by sqlx as each one opens (pragmas are per connection):
 /// WAL journal (readers do not block the writer), a busy timeout, foreign keys enforced,
 /// and `synchronous = NORMAL`, which is durable at every checkpoint and safe with WAL.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
     options
-        .max_connections(POOL_SIZE)
+        .max_connections(size.get())
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // No ping before each use: it is a round trip per request, and a connection that
+        // died fails its first statement anyway, which the request reports (and the pool
+        // drops the connection).
+        .test_before_acquire(false)
         // sea-orm logs every statement itself, at debug level through `tracing`.
         .sqlx_logging(false)
         // Applies only when the URL is a SQLite one.

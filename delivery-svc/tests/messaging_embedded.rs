@@ -164,9 +164,12 @@ async fn a_payment_that_meets_a_busy_database_is_requeued_and_handled_once_it_is
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
     let (mut service, bus, topology) = service(url.clone()).await;
     service.start_workers();
-    let other_writer = delivery_svc::db::connect(&url)
-        .await
-        .expect("a second pool");
+    let other_writer = delivery_svc::db::connect(
+        &url,
+        delivery_svc::config::PoolConfig::DEFAULT.database_pool_size,
+    )
+    .await
+    .expect("a second pool");
     let holding = other_writer.begin().await.expect("begin");
     holding
         .execute_unprepared("UPDATE delivery_order SET version = version WHERE 0 = 1")

@@ -179,6 +179,7 @@ impl Workers {
             exchange: topology.delivery_events_exchange.clone(),
             batch: config.relay_batch.get(),
             poll: Duration::from_millis(config.relay_poll_ms.get()),
+            linger: Duration::from_millis(config.relay_linger_ms),
             wake: deliveries.outbox_written(),
             stats: self.stats.clone(),
         };

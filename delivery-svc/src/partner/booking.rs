@@ -18,7 +18,7 @@
 //! Each partner has a circuit breaker (failsafe): after consecutive failures it opens and
 //! bookings for that partner wait, untouched, until it lets a trial call through.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +31,7 @@ use failsafe::{StateMachine, backoff, failure_policy};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use sea_orm::prelude::Expr;
+use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -41,6 +42,7 @@ use tokio::sync::Notify;
 
 use crate::commands::Deliveries;
 use crate::config::BookingConfig;
+use crate::db::{begin_write, is_postgres};
 use crate::entity::{booking, delivery_order};
 use crate::messaging::workers::Shutdown;
 use crate::watchdog::system_context;
@@ -204,26 +206,35 @@ impl Booker {
     }
 
     /// Claims the bookings due at `now` (at most a batch, the longest waiting first) and
-    /// makes them, side by side.
+    /// makes them, side by side. Those whose delivery has left CREATED are settled MOOT
+    /// together, without a call.
     pub async fn round(&self, now: DateTime<Utc>) -> Result<BookingRound, DbErr> {
         let db = self.deliveries.db();
-        let due = booking::Entity::find()
-            .filter(booking::Column::Status.eq(BookingStatus::Pending.as_str()))
-            .filter(booking::Column::NextAttemptAt.lte(now))
-            .filter(unclaimed(now))
-            .order_by_asc(booking::Column::NextAttemptAt)
-            .limit(self.config.booking_batch.get())
+        let claimed = claim_due(db, now, self.config.booking_batch.get()).await?;
+        let mut orders: HashMap<uuid::Uuid, delivery_order::Model> = delivery_order::Entity::find()
+            .filter(delivery_order::Column::Id.is_in(claimed.iter().map(|row| row.delivery_id)))
+            .filter(delivery_order::Column::State.eq(DeliveryState::Created.name()))
             .all(db)
-            .await?;
-        let mut claimed = Vec::with_capacity(due.len());
-        for row in due {
-            if claim(db, row.delivery_id, now).await? {
-                claimed.push(row);
+            .await?
+            .into_iter()
+            .map(|order| (order.id, order))
+            .collect();
+        let (mut to_book, mut moot) = (Vec::new(), Vec::new());
+        for row in claimed {
+            match orders.remove(&row.delivery_id) {
+                Some(order) => to_book.push((row, order)),
+                None => moot.push(row.delivery_id),
             }
         }
-        let outcomes = join_all(claimed.iter().map(|row| self.book(row, now))).await;
+        finish(db, &moot, BookingStatus::Moot, None, None).await?;
+        let outcomes = join_all(
+            to_book
+                .into_iter()
+                .map(async |(row, order)| self.book(&row, order, now).await),
+        )
+        .await;
         let mut round = BookingRound {
-            claimed: claimed.len() as u64,
+            claimed: (moot.len() + outcomes.len()) as u64,
             booked: 0,
         };
         for outcome in outcomes {
@@ -236,22 +247,15 @@ impl Booker {
         Ok(round)
     }
 
-    /// Makes one claimed booking and records how it went.
-    async fn book(&self, row: &booking::Model, now: DateTime<Utc>) -> Result<BookingStatus, DbErr> {
+    /// Makes one claimed booking of `order` (in CREATED) and records how it went.
+    async fn book(
+        &self,
+        row: &booking::Model,
+        order: delivery_order::Model,
+        now: DateTime<Utc>,
+    ) -> Result<BookingStatus, DbErr> {
         let db = self.deliveries.db();
         let id = DeliveryId(row.delivery_id);
-        let Some(order) = delivery_order::Entity::find_by_id(row.delivery_id)
-            .one(db)
-            .await?
-        else {
-            return Err(DbErr::RecordNotFound(format!(
-                "delivery order {id} of a booking"
-            )));
-        };
-        if order.state != DeliveryState::Created.name() {
-            finish(db, id, BookingStatus::Moot, None, None).await?;
-            return Ok(BookingStatus::Moot);
-        }
         // An open circuit answers Rejected without calling; that is not retried here.
         let circuit = self.circuit(&row.partner_id);
         let call = async || {
@@ -276,7 +280,7 @@ impl Booker {
             .await;
         match answer {
             Ok(booking_id) => {
-                finish(db, id, BookingStatus::Booked, Some(booking_id), None).await?;
+                finish(db, &[id.0], BookingStatus::Booked, Some(booking_id), None).await?;
                 self.stats.booked.fetch_add(1, Ordering::Relaxed);
                 Ok(BookingStatus::Booked)
             }
@@ -297,7 +301,14 @@ impl Booker {
             Err(failsafe::Error::Inner(err)) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(delivery_id = %id, error = %err, "the partner refused a booking");
-                finish(db, id, BookingStatus::Refused, None, Some(err.to_string())).await?;
+                finish(
+                    db,
+                    &[id.0],
+                    BookingStatus::Refused,
+                    None,
+                    Some(err.to_string()),
+                )
+                .await?;
                 self.fail_refused(order, &err, now).await;
                 Ok(BookingStatus::Refused)
             }
@@ -401,34 +412,51 @@ fn unclaimed(now: DateTime<Utc>) -> Condition {
         .add(booking::Column::ClaimedUntil.lt(now))
 }
 
-/// Takes the row for [`CLAIM_LEASE`] unless another worker took it first.
-async fn claim(
+/// Takes up to `limit` bookings due at `now` for [`CLAIM_LEASE`], the longest waiting
+/// first, in one transaction: on PostgreSQL the rows are locked as they are read
+/// (skipping those another worker is claiming), on SQLite the write lock is taken first.
+async fn claim_due(
     db: &DatabaseConnection,
-    delivery_id: uuid::Uuid,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let taken = booking::Entity::update_many()
-        .col_expr(
-            booking::Column::ClaimedUntil,
-            Expr::value(now + chrono_duration(CLAIM_LEASE)),
-        )
-        .filter(booking::Column::DeliveryId.eq(delivery_id))
+    limit: u64,
+) -> Result<Vec<booking::Model>, DbErr> {
+    let txn = begin_write(db).await?;
+    let mut due = booking::Entity::find()
         .filter(booking::Column::Status.eq(BookingStatus::Pending.as_str()))
+        .filter(booking::Column::NextAttemptAt.lte(now))
         .filter(unclaimed(now))
-        .exec(db)
-        .await?;
-    Ok(taken.rows_affected == 1)
+        .order_by_asc(booking::Column::NextAttemptAt)
+        .limit(limit);
+    if is_postgres(db) {
+        due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let due = due.all(&txn).await?;
+    if !due.is_empty() {
+        booking::Entity::update_many()
+            .col_expr(
+                booking::Column::ClaimedUntil,
+                Expr::value(now + chrono_duration(CLAIM_LEASE)),
+            )
+            .filter(booking::Column::DeliveryId.is_in(due.iter().map(|row| row.delivery_id)))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(due)
 }
 
-/// Settles the booking: BOOKED (with the partner's id), REFUSED or MOOT.
+/// Settles the bookings `ids`: BOOKED (with the partner's id), REFUSED or MOOT.
 async fn finish(
     db: &DatabaseConnection,
-    id: DeliveryId,
+    ids: &[uuid::Uuid],
     status: BookingStatus,
     partner_booking_id: Option<String>,
     error: Option<String>,
 ) -> Result<(), DbErr> {
-    release(id)
+    if ids.is_empty() {
+        return Ok(());
+    }
+    release(ids)
         .col_expr(booking::Column::Status, Expr::value(status.as_str()))
         .col_expr(
             booking::Column::PartnerBookingId,
@@ -448,7 +476,7 @@ async fn retry_later(
     next: DateTime<Utc>,
     error: &str,
 ) -> Result<(), DbErr> {
-    release(id)
+    release(&[id.0])
         .col_expr(booking::Column::Attempts, Expr::value(attempts))
         .col_expr(booking::Column::NextAttemptAt, Expr::value(next))
         .col_expr(booking::Column::LastError, Expr::value(error))
@@ -457,15 +485,15 @@ async fn retry_later(
     Ok(())
 }
 
-/// The update of booking `id` that gives up its claim; the caller adds what changed.
-fn release(id: DeliveryId) -> sea_orm::UpdateMany<booking::Entity> {
+/// The update of bookings `ids` that gives up their claim; the caller adds what changed.
+fn release(ids: &[uuid::Uuid]) -> sea_orm::UpdateMany<booking::Entity> {
     booking::Entity::update_many()
         .col_expr(
             booking::Column::ClaimedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(booking::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(booking::Column::DeliveryId.eq(id.0))
+        .filter(booking::Column::DeliveryId.is_in(ids.iter().copied()))
 }
 
 /// After the `attempts`th failed round: 1 s, 2 s, 4 s, … up to [`MAX_RETRY_DELAY`].

@@ -22,7 +22,7 @@ use delivery_svc::app::App;
 use delivery_svc::auth::{TokenSigner, transition_roles};
 use delivery_svc::config::{
     BookingConfig, Config, JwtConfig, LimitsConfig, LiveConfig, LogConfig, LogFormat,
-    MessagingConfig, PartnersConfig, WatchdogConfig,
+    MessagingConfig, PartnersConfig, PoolConfig, WatchdogConfig,
 };
 use delivery_svc::domain::{Principal, PrincipalRole};
 use poem::endpoint::BoxEndpoint;
@@ -59,6 +59,7 @@ pub fn generous_limits() -> LimitsConfig {
 pub fn config(database_url: String, limits: LimitsConfig) -> Config {
     Config {
         database_url,
+        pools: PoolConfig::default(),
         bind: "127.0.0.1:0".parse().expect("an address"),
         jwt: jwt_config(Some(SECRET.into())),
         limits,

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use delivery_core::{CustomerId, DeliveryId, Format, Line, OrderLine, ShippingAddress};
 use delivery_svc::commands::Deliveries;
+use delivery_svc::config::PoolConfig;
 use delivery_svc::db;
 use delivery_svc::domain::{
     IdempotencyKey, PaymentSucceeded, Principal, PrincipalRole, RequestContext,
@@ -60,7 +61,9 @@ pub async fn on_every_backend(test: impl AsyncFn(&Deliveries)) {
 
 /// A service on a database at `url`, migrated.
 pub async fn migrated(url: &str) -> Deliveries {
-    let connection = db::connect(url).await.expect("connect");
+    let connection = db::connect(url, PoolConfig::DEFAULT.database_pool_size)
+        .await
+        .expect("connect");
     db::migrate(&connection).await.expect("migrate");
     Deliveries::new(connection, PARTNER)
 }
