@@ -177,11 +177,13 @@ impl Deliveries {
                     lines,
                     replaces: None,
                 };
-                remember_ordering(txn, &details, ctx.now).await?;
+                let mut writes = Batch::new(txn);
+                writes.push(&remember_ordering(&details, ctx.now)?);
                 let meta = event_meta(Role::System, ctx)?;
                 let (order, creation) = DeliveryOrder::create(new_delivery_id(), details, meta);
                 let delivery_id = order.id();
-                self.open_delivery(txn, order, creation, ctx).await?;
+                self.open_delivery(txn, writes, order, creation, ctx)
+                    .await?;
                 PaymentOutcome::Created { delivery_id }
             }
         };
@@ -273,7 +275,11 @@ impl Deliveries {
             customer_id: &customer_id,
             partner_id: row.partner_id.as_deref(),
         };
-        append_event(txn, &stored, &owners, &order).await?;
+        // The order is saved already (a stale version stopped there): its event's writes
+        // read nothing another writes, one batch.
+        let mut writes = Batch::new(txn);
+        add_event(&mut writes, &stored, &owners, &order)?;
+        writes.run(txn).await?;
         let replacement_delivery_id = self.open_redelivery(txn, &order, meta, ctx).await?;
         Ok(TransitionOutcome {
             delivery_id: id,
@@ -380,14 +386,17 @@ impl Deliveries {
             return Ok(None);
         };
         let replacement_id = replacement.id();
-        self.open_delivery(txn, replacement, creation, ctx).await?;
+        self.open_delivery(txn, Batch::new(txn), replacement, creation, ctx)
+            .await?;
         Ok(Some(replacement_id))
     }
 
-    /// Stores a new delivery order, assigned to the default partner, with its creation event.
+    /// Stores a new delivery order, assigned to the default partner, with its creation event
+    /// and its booking, in one batch with `writes` (which come first).
     async fn open_delivery(
         &self,
         txn: &DatabaseTransaction,
+        mut writes: Batch,
         order: DeliveryOrder<Created>,
         creation: DeliveryEvent,
         ctx: &RequestContext,
@@ -409,9 +418,9 @@ impl Deliveries {
         row.details = Set(to_json(&shipment)?);
         row.created_at = Set(creation.occurred_at);
         let creation_time = creation.occurred_at;
-        delivery_order::Entity::insert(row)
-            .exec_without_returning(txn)
-            .await?;
+        // The order before the rows that refer to it: SQLite runs a batch in order (PostgreSQL
+        // checks the references at the end of the statement).
+        writes.push(&delivery_order::Entity::insert(row));
         let stored = StoredEvent {
             event: creation,
             partner_id: Some(self.default_partner.clone()),
@@ -422,15 +431,13 @@ impl Deliveries {
             customer_id: &details.customer_id,
             partner_id: Some(&self.default_partner),
         };
-        append_event(txn, &stored, &owners, &order).await?;
-        booking::Entity::insert(pending_booking(
+        add_event(&mut writes, &stored, &owners, &order)?;
+        writes.push(&booking::Entity::insert(pending_booking(
             snapshot.id,
             &self.default_partner,
             creation_time,
-        ))
-        .exec_without_returning(txn)
-        .await?;
-        Ok(())
+        )));
+        writes.run(txn).await
     }
 }
 
@@ -536,20 +543,17 @@ async fn save_transition(
 }
 
 /// Records an event that left the order as `order`: appends it to the event store, queues
-/// its message in the outbox and projects it into the read models. The one way every event
-/// (creation, transition, redelivery) is written.
-async fn append_event(
-    txn: &DatabaseTransaction,
+/// its message in the outbox and projects it into the read models, as writes of `writes`.
+/// The one way every event (creation, transition, redelivery) is written.
+fn add_event(
+    writes: &mut Batch,
     stored: &StoredEvent,
     owners: &Owners<'_>,
     order: &AnyDeliveryOrder,
 ) -> Result<(), DbErr> {
-    // Nothing here reads what another writes, and the order is written already: one batch.
-    let mut writes = Batch::new(txn);
     writes.push(&delivery_event::Entity::insert(stored.to_row()?));
     writes.push(&outbox::Entity::insert(outbox_row(stored, owners)?));
-    project_made(&mut writes, stored, order)?;
-    writes.run(txn).await
+    project_made(writes, stored, order)
 }
 
 /// Whose delivery an event is about: its message names them.
@@ -607,13 +611,13 @@ fn outbox_row(stored: &StoredEvent, owners: &Owners<'_>) -> Result<outbox::Activ
     })
 }
 
-/// Records the ordering the first time we hear of it. An ordering's customer, payment and
-/// address do not change, so a later report of the same ordering leaves the row as it is.
-async fn remember_ordering(
-    txn: &DatabaseTransaction,
+/// The write that records the ordering the first time we hear of it. An ordering's
+/// customer, payment and address do not change, so a later report of the same ordering
+/// leaves the row as it is.
+fn remember_ordering(
     details: &DeliveryDetails,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<sea_orm::Insert<ordering::ActiveModel>, DbErr> {
     let row = ordering::ActiveModel {
         id: Set(details.ordering_id.to_string()),
         customer_id: Set(details.customer_id.to_string()),
@@ -621,15 +625,11 @@ async fn remember_ordering(
         shipping_address: Set(to_json(&details.shipping_address)?),
         created_at: Set(now),
     };
-    ordering::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(ordering::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
+    Ok(ordering::Entity::insert(row).on_conflict(
+        OnConflict::column(ordering::Column::Id)
+            .do_nothing()
+            .to_owned(),
+    ))
 }
 
 /// Claims `message_id` for `consumer` in the inbox: `None` the first time, else the row

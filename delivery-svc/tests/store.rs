@@ -12,6 +12,7 @@ use delivery_core::{
     Format, PickUp, Resolution, Resolve, Role, TransitionError,
 };
 use delivery_svc::commands::Deliveries;
+use delivery_svc::config::PoolConfig;
 use delivery_svc::db;
 use delivery_svc::domain::{DeliveryFilter, PaymentOutcome, ServiceError, TransitionOutcome};
 use delivery_svc::entity::{
@@ -1032,7 +1033,9 @@ async fn readiness_needs_the_schema_migrated() {
         "sqlite://{}?mode=rwc",
         dir.path().join("ready.db").display()
     );
-    let connection = db::connect(&url).await.expect("connect");
+    let connection = db::connect(&url, PoolConfig::DEFAULT.database_pool_size)
+        .await
+        .expect("connect");
 
     let unmigrated = db::readiness(&connection).await;
     assert!(
@@ -1052,7 +1055,9 @@ async fn a_payment_that_cannot_get_the_write_lock_is_busy_and_can_be_retried() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
     let deliveries = migrated(&url).await;
-    let other_writer = db::connect(&url).await.expect("a second pool");
+    let other_writer = db::connect(&url, PoolConfig::DEFAULT.database_pool_size)
+        .await
+        .expect("a second pool");
     let holding = sea_orm::TransactionTrait::begin(&other_writer)
         .await
         .expect("begin");
