@@ -112,6 +112,11 @@ struct Args {
     #[arg(long)]
     payments_only: bool,
 
+    /// Leave out the customer's closing `GET /v1/deliveries/{id}`: only the happy path
+    /// itself, the payment event and the three transitions.
+    #[arg(long, conflicts_with = "payments_only")]
+    no_read: bool,
+
     /// Send POSTs without an `Idempotency-Key` (the server then keeps no idempotency
     /// record), to see what the records cost.
     #[arg(long)]
@@ -214,6 +219,7 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
         tag,
         idempotency_keys: !args.no_idempotency_keys,
         payments_only: args.payments_only,
+        read: !args.no_read,
         rabbit,
         next: AtomicUsize::new(0),
         deliveries: args.deliveries,
@@ -608,6 +614,8 @@ struct Load {
     tag: String,
     idempotency_keys: bool,
     payments_only: bool,
+    /// Whether the customer reads the delivery once it is confirmed.
+    read: bool,
     /// With `--amqp`: payments go this way, and the delivery events are timed.
     rabbit: Option<Rabbit>,
     /// The index of the next delivery a client takes.
@@ -689,6 +697,9 @@ impl Load {
                 rabbit.answered(&id, to, Utc::now());
             }
             expect_field(measure, &outcome, "to", to)?;
+        }
+        if !self.read {
+            return Ok(());
         }
         let request = self
             .client

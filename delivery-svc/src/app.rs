@@ -9,6 +9,7 @@
 //! then lets requests and messages in flight finish. In development mode it also starts the
 //! built-in partner ([`partner_simulator`]), so that deliveries move on their own.
 
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -365,7 +366,9 @@ pub fn init_tracing(log: &LogConfig) -> Result<(), AppError> {
         EnvFilter::try_new(&log.log_filter).map_err(|err| AppError::Logging(err.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, not escape codes in a log file or collector.
+        .with_ansi(std::io::stderr().is_terminal());
     let installed = match log.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
