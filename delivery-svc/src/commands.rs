@@ -148,8 +148,8 @@ impl Deliveries {
                 "only a service principal reports payments".into(),
             ));
         }
-        self.write_once(ctx, async |txn| {
-            self.handle_payment(txn, payment, ctx).await
+        self.write_once(ctx, async |txn, writes| {
+            self.handle_payment(txn, writes, payment, ctx).await
         })
         .await
     }
@@ -157,6 +157,7 @@ impl Deliveries {
     async fn handle_payment(
         &self,
         txn: &DatabaseTransaction,
+        writes: &mut Batch,
         payment: PaymentSucceeded,
         ctx: &RequestContext,
     ) -> Result<PaymentOutcome, ServiceError> {
@@ -177,17 +178,19 @@ impl Deliveries {
                     lines,
                     replaces: None,
                 };
-                let mut writes = Batch::new(txn);
                 writes.push(&remember_ordering(&details, ctx.now)?);
                 let meta = event_meta(Role::System, ctx)?;
                 let (order, creation) = DeliveryOrder::create(new_delivery_id(), details, meta);
                 let delivery_id = order.id();
-                self.open_delivery(txn, writes, order, creation, ctx)
-                    .await?;
+                self.open_delivery(writes, order, creation, ctx)?;
                 PaymentOutcome::Created { delivery_id }
             }
         };
-        record_message_result(txn, PAYMENT_CONSUMER, &message_id, &outcome).await?;
+        writes.push(&record_message_result(
+            PAYMENT_CONSUMER,
+            &message_id,
+            &outcome,
+        )?);
         Ok(outcome)
     }
 
@@ -222,7 +225,10 @@ impl Deliveries {
                     let _first = expected.set(from_db_seq("version", row.version)?);
                     Ok(row)
                 },
-                async |txn, row| self.apply_command(txn, row, command, role, ctx).await,
+                async |txn, writes, row| {
+                    self.apply_command(txn, writes, row, command, role, ctx)
+                        .await
+                },
             )
             .await;
         match written {
@@ -242,12 +248,13 @@ impl Deliveries {
         }
     }
 
-    /// Applies `command`, made by `role`, to the order in `row` and writes what it changes
-    /// in `txn`: the order if its version is still the one in `row`, the event, the outbox
-    /// message, the read models, and the replacement a REDELIVER calls for.
+    /// Applies `command`, made by `role`, to the order in `row`: saves the order in `txn` if
+    /// its version is still the one in `row`, and adds to `writes` the event, the outbox
+    /// message and the read models; a REDELIVER's replacement is written too.
     pub(crate) async fn apply_command(
         &self,
         txn: &DatabaseTransaction,
+        writes: &mut Batch,
         row: delivery_order::Model,
         command: Command,
         role: Role,
@@ -276,11 +283,9 @@ impl Deliveries {
             partner_id: row.partner_id.as_deref(),
         };
         // The order is saved already (a stale version stopped there): its event's writes
-        // read nothing another writes, one batch.
-        let mut writes = Batch::new(txn);
-        add_event(&mut writes, &stored, &owners, &order)?;
-        writes.run(txn).await?;
-        let replacement_delivery_id = self.open_redelivery(txn, &order, meta, ctx).await?;
+        // read nothing another writes.
+        add_event(writes, &stored, &owners, &order)?;
+        let replacement_delivery_id = self.open_redelivery(txn, writes, &order, meta, ctx).await?;
         Ok(TransitionOutcome {
             delivery_id: id,
             from,
@@ -292,6 +297,10 @@ impl Deliveries {
 
     /// Runs `work` in one write transaction and commits it, at most once per
     /// `Idempotency-Key` of the caller.
+    ///
+    /// `work` runs what it must see the result of (a claim, a guarded save) and adds the
+    /// rest to a [`Batch`], which runs with the stored response after it, before the
+    /// commit: so `work` must not read what it added.
     ///
     /// The key is claimed before the work, in the same transaction (an insert that, when a
     /// concurrent request holds the same key, waits for it to finish). A key used before
@@ -312,10 +321,14 @@ impl Deliveries {
     ) -> Result<T, ServiceError>
     where
         T: Serialize + DeserializeOwned + StateChanges,
-        W: AsyncFnOnce(&DatabaseTransaction) -> Result<T, ServiceError>,
+        W: AsyncFnOnce(&DatabaseTransaction, &mut Batch) -> Result<T, ServiceError>,
     {
-        self.write_once_after(ctx, async |_| Ok(()), async |txn, ()| work(txn).await)
-            .await
+        self.write_once_after(
+            ctx,
+            async |_| Ok(()),
+            async |txn, writes, ()| work(txn, writes).await,
+        )
+        .await
     }
 
     /// [`write_once`](Self::write_once), with a first step `prepare` in the same
@@ -330,22 +343,24 @@ impl Deliveries {
     where
         T: Serialize + DeserializeOwned + StateChanges,
         P: AsyncFnOnce(&DatabaseTransaction) -> Result<R, ServiceError>,
-        W: AsyncFnOnce(&DatabaseTransaction, R) -> Result<T, ServiceError>,
+        W: AsyncFnOnce(&DatabaseTransaction, &mut Batch, R) -> Result<T, ServiceError>,
     {
         let txn = begin_write(&self.db).await?;
         let prepared = prepare(&txn).await?;
+        let mut writes = Batch::new(&txn);
         let outcome = match &ctx.idempotency {
-            None => work(&txn, prepared).await?,
+            None => work(&txn, &mut writes, prepared).await?,
             Some(key) => {
                 let subject = &ctx.principal.subject;
                 if let Some(earlier) = claim_key(&txn, subject, key, ctx.now).await? {
                     return replay(earlier, key);
                 }
-                let outcome = work(&txn, prepared).await?;
-                store_response(&txn, subject, key, &outcome).await?;
+                let outcome = work(&txn, &mut writes, prepared).await?;
+                writes.push(&store_response(subject, key, &outcome)?);
                 outcome
             }
         };
+        writes.run(&txn).await?;
         txn.commit().await?;
         self.outbox_written.notify_one();
         for (delivery_id, from, to) in outcome.state_changes() {
@@ -375,6 +390,7 @@ impl Deliveries {
     async fn open_redelivery(
         &self,
         txn: &DatabaseTransaction,
+        writes: &mut Batch,
         order: &AnyDeliveryOrder,
         meta: EventMeta,
         ctx: &RequestContext,
@@ -386,17 +402,21 @@ impl Deliveries {
             return Ok(None);
         };
         let replacement_id = replacement.id();
-        self.open_delivery(txn, Batch::new(txn), replacement, creation, ctx)
-            .await?;
+        // The replacement links the resolved order's view row, which `writes` changes too,
+        // and one statement may not change a row twice: those go first, then the
+        // replacement's in a batch of its own.
+        std::mem::replace(writes, Batch::new(txn)).run(txn).await?;
+        let mut replacement_writes = Batch::new(txn);
+        self.open_delivery(&mut replacement_writes, replacement, creation, ctx)?;
+        replacement_writes.run(txn).await?;
         Ok(Some(replacement_id))
     }
 
-    /// Stores a new delivery order, assigned to the default partner, with its creation event
-    /// and its booking, in one batch with `writes` (which come first).
-    async fn open_delivery(
+    /// Adds to `writes` a new delivery order, assigned to the default partner, with its
+    /// creation event and its booking.
+    fn open_delivery(
         &self,
-        txn: &DatabaseTransaction,
-        mut writes: Batch,
+        writes: &mut Batch,
         order: DeliveryOrder<Created>,
         creation: DeliveryEvent,
         ctx: &RequestContext,
@@ -431,13 +451,13 @@ impl Deliveries {
             customer_id: &details.customer_id,
             partner_id: Some(&self.default_partner),
         };
-        add_event(&mut writes, &stored, &owners, &order)?;
+        add_event(writes, &stored, &owners, &order)?;
         writes.push(&booking::Entity::insert(pending_booking(
             snapshot.id,
             &self.default_partner,
             creation_time,
         )));
-        writes.run(txn).await
+        Ok(())
     }
 }
 
@@ -649,20 +669,16 @@ pub(crate) async fn claim_message(
     insert_or_find(txn, claim, (consumer.to_owned(), message_id.to_owned())).await
 }
 
-/// Records what handling the message did.
-pub(crate) async fn record_message_result(
-    txn: &DatabaseTransaction,
+/// The write that records what handling the message did.
+pub(crate) fn record_message_result(
     consumer: &str,
     message_id: &str,
     result: &impl Serialize,
-) -> Result<(), DbErr> {
-    inbox::Entity::update_many()
+) -> Result<sea_orm::UpdateMany<inbox::Entity>, DbErr> {
+    Ok(inbox::Entity::update_many()
         .col_expr(inbox::Column::Result, Expr::value(to_json(result)?))
         .filter(inbox::Column::Consumer.eq(consumer))
-        .filter(inbox::Column::MessageId.eq(message_id))
-        .exec(txn)
-        .await?;
-    Ok(())
+        .filter(inbox::Column::MessageId.eq(message_id)))
 }
 
 /// The delivery order the first handling of a payment event created, if any.
@@ -724,23 +740,19 @@ where
         .map(Some)
 }
 
-/// Stores the outcome to replay for the caller's `key`.
-async fn store_response(
-    txn: &DatabaseTransaction,
+/// The write that stores the outcome to replay for the caller's `key`.
+fn store_response(
     subject: &str,
     key: &IdempotencyKey,
     outcome: &impl Serialize,
-) -> Result<(), DbErr> {
-    idempotency_key::Entity::update_many()
+) -> Result<sea_orm::UpdateMany<idempotency_key::Entity>, DbErr> {
+    Ok(idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::Response,
             Expr::value(to_json(outcome)?),
         )
         .filter(idempotency_key::Column::Subject.eq(subject))
-        .filter(idempotency_key::Column::Key.eq(key.key.as_str()))
-        .exec(txn)
-        .await?;
-    Ok(())
+        .filter(idempotency_key::Column::Key.eq(key.key.as_str())))
 }
 
 /// The earlier request's outcome, if it was the same request.

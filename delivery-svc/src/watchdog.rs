@@ -170,8 +170,8 @@ impl Deliveries {
     ) -> Result<(), ServiceError> {
         let id = DeliveryId(row.id);
         let expected = from_db_seq("version", row.version)?;
-        self.write_once(ctx, async |txn| {
-            self.apply_command(txn, row, command, Role::System, ctx)
+        self.write_once(ctx, async |txn, writes| {
+            self.apply_command(txn, writes, row, command, Role::System, ctx)
                 .await
         })
         .await

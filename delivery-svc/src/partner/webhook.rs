@@ -27,6 +27,7 @@ use sea_orm::{DatabaseTransaction, EntityTrait};
 use serde::{Deserialize, Serialize};
 
 use crate::commands::{Deliveries, StateChanges, claim_message, record_message_result};
+use crate::db::Batch;
 use crate::domain::{RequestContext, ServiceError};
 use crate::entity::{corrupt, delivery_order, from_db_seq, from_json, inbox};
 
@@ -114,16 +115,20 @@ impl Deliveries {
         ctx: &RequestContext,
     ) -> Result<WebhookOutcome, ServiceError> {
         let consumer = format!("webhook:{}", report.partner);
-        self.write_once(ctx, async |txn| {
+        self.write_once(ctx, async |txn, writes| {
             if let Some(first) = claim_message(txn, &consumer, &report.webhook_id, ctx.now).await? {
                 return first_outcome(first);
             }
-            let outcome = self.handle_report(txn, &report, ctx).await?;
+            let outcome = self.handle_report(txn, writes, &report, ctx).await?;
             let handled = HandledReport {
                 event: report.event.clone(),
                 outcome,
             };
-            record_message_result(txn, &consumer, &report.webhook_id, &handled).await?;
+            writes.push(&record_message_result(
+                &consumer,
+                &report.webhook_id,
+                &handled,
+            )?);
             Ok(outcome)
         })
         .await
@@ -132,6 +137,7 @@ impl Deliveries {
     async fn handle_report(
         &self,
         txn: &DatabaseTransaction,
+        writes: &mut Batch,
         report: &PartnerReport,
         ctx: &RequestContext,
     ) -> Result<WebhookOutcome, ServiceError> {
@@ -151,7 +157,7 @@ impl Deliveries {
         let transition = command.transition();
         if current.allowed_transitions().contains(&transition) {
             let made = self
-                .apply_command(txn, row, command, Role::Partner, ctx)
+                .apply_command(txn, writes, row, command, Role::Partner, ctx)
                 .await?;
             return Ok(WebhookOutcome {
                 handling: Handling::Applied,
