@@ -28,10 +28,6 @@ pub async fn connect(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, 
         .max_connections(size.get())
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
-        // No ping before each use: it is a round trip per request, and a connection that
-        // died fails its first statement anyway, which the request reports (and the pool
-        // drops the connection).
-        .test_before_acquire(false)
         // sea-orm logs every statement itself, at debug level through `tracing`.
         .sqlx_logging(false)
         // Applies only when the URL is a SQLite one.
