@@ -226,13 +226,14 @@ impl Booker {
                 None => moot.push(row.delivery_id),
             }
         }
-        finish(db, &moot, BookingStatus::Moot, None, None).await?;
         let outcomes = join_all(
             to_book
                 .into_iter()
                 .map(async |(row, order)| self.book(&row, order, now).await),
         )
         .await;
+        // After the calls: if this fails, only the moot rows wait for their lease to lapse.
+        finish(db, &moot, BookingStatus::Moot, None, None).await?;
         let mut round = BookingRound {
             claimed: (moot.len() + outcomes.len()) as u64,
             booked: 0,
