@@ -312,10 +312,18 @@ mod tests {
         }
     }
 
-    /// (rows taken: (id, delivery, seq)), (unpublished: (delivery, seq)), the ids kept.
+    /// A case: its name, the rows taken as (id, delivery, seq), the unpublished rows as
+    /// (delivery, seq), and the ids kept.
+    type Case = (
+        &'static str,
+        &'static [(i64, u128, i64)],
+        &'static [(u128, i64)],
+        &'static [i64],
+    );
+
     #[test]
     fn a_delivery_goes_out_only_from_its_first_unpublished_row_without_a_gap() {
-        let cases: [(&str, &[(i64, u128, i64)], &[(u128, i64)], &[i64]); 5] = [
+        let cases: [Case; 5] = [
             (
                 "all there",
                 &[(1, 1, 1), (2, 1, 2), (3, 2, 1)],
