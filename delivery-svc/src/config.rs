@@ -76,26 +76,19 @@ pub struct Config {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PoolConfig {
     /// Database connections for the HTTP API's requests.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = PoolConfig::DEFAULT.database_pool_size, global = true)]
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value = "10", global = true)]
     pub database_pool_size: NonZeroU32,
 
     /// Database connections for the background work: the outbox relay, the payment
     /// consumer, the booker and the watchdogs.
-    #[arg(long, env = "WORKER_POOL_SIZE", default_value_t = PoolConfig::DEFAULT.worker_pool_size, global = true)]
+    #[arg(long, env = "WORKER_POOL_SIZE", default_value = "4", global = true)]
     pub worker_pool_size: NonZeroU32,
 }
 
-impl PoolConfig {
-    /// The command-line defaults.
-    pub const DEFAULT: PoolConfig = PoolConfig {
-        database_pool_size: NonZeroU32::new(10).expect("not zero"),
-        worker_pool_size: NonZeroU32::new(4).expect("not zero"),
-    };
-}
-
 impl Default for PoolConfig {
+    /// The command-line defaults.
     fn default() -> Self {
-        PoolConfig::DEFAULT
+        command_line_defaults()
     }
 }
 
@@ -243,16 +236,9 @@ pub struct MessagingConfig {
 }
 
 impl Default for MessagingConfig {
-    /// The in-process bus with the command-line defaults.
+    /// The command-line defaults.
     fn default() -> Self {
-        MessagingConfig {
-            amqp_url: None,
-            amqp_namespace: String::new(),
-            amqp_prefetch: NonZeroU16::new(32).expect("not zero"),
-            relay_batch: NonZeroU64::new(100).expect("not zero"),
-            relay_poll_ms: NonZeroU64::new(1000).expect("not zero"),
-            relay_linger_ms: 5,
-        }
+        command_line_defaults()
     }
 }
 
@@ -282,11 +268,7 @@ pub struct LiveConfig {
 impl Default for LiveConfig {
     /// The command-line defaults.
     fn default() -> Self {
-        LiveConfig {
-            live_ping_ms: NonZeroU64::new(20_000).expect("not zero"),
-            live_pong_timeout_ms: NonZeroU64::new(10_000).expect("not zero"),
-            live_buffer: NonZeroUsize::new(256).expect("not zero"),
-        }
+        command_line_defaults()
     }
 }
 
@@ -392,13 +374,7 @@ pub struct WatchdogConfig {
 impl Default for WatchdogConfig {
     /// The command-line defaults.
     fn default() -> Self {
-        WatchdogConfig {
-            watchdog_interval: Duration::from_secs(5),
-            pickup_limit: Duration::from_secs(48 * 3600),
-            delivery_limit: Duration::from_secs(72 * 3600),
-            confirmation_window: Duration::from_secs(7 * 24 * 3600),
-            watchdog_batch: NonZeroU64::new(100).expect("not zero"),
-        }
+        command_line_defaults()
     }
 }
 
@@ -450,16 +426,19 @@ pub struct BookingConfig {
 impl Default for BookingConfig {
     /// The command-line defaults.
     fn default() -> Self {
-        BookingConfig {
-            partner_timeout_ms: NonZeroU64::new(5000).expect("not zero"),
-            booking_retries: 3,
-            booking_retry_min_ms: NonZeroU64::new(200).expect("not zero"),
-            booking_poll_ms: NonZeroU64::new(1000).expect("not zero"),
-            booking_batch: NonZeroU64::new(32).expect("not zero"),
-            circuit_failures: NonZeroU32::new(5).expect("not zero"),
-            circuit_open_ms: NonZeroU64::new(5000).expect("not zero"),
-        }
+        command_line_defaults()
     }
+}
+
+/// A group of settings as the command line has them when nothing is given, whatever the
+/// environment says: the defaults are written once, in the `#[arg]`s.
+fn command_line_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults"))
+        .mut_args(|arg| arg.env(None::<&'static str>));
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .expect("the command-line defaults parse");
+    T::from_arg_matches(&matches).expect("the command-line defaults are complete")
 }
 
 /// `90s`, `30m`, `48h`, `7d`: a whole number and one unit.
@@ -492,6 +471,21 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each group's `Default` is its `#[arg]` defaults, parsed as the command line parses
+    /// them (a duration through its value parser, an absent option as `None`).
+    #[test]
+    fn defaults_are_the_command_lines() {
+        let watchdog = WatchdogConfig::default();
+        assert_eq!(watchdog.pickup_limit, Duration::from_secs(48 * 3600));
+        assert_eq!(watchdog.watchdog_interval, Duration::from_secs(5));
+        let messaging = MessagingConfig::default();
+        assert_eq!(messaging.amqp_url, None);
+        assert_eq!(messaging.relay_linger_ms, 5);
+        assert_eq!(BookingConfig::default().booking_batch.get(), 32);
+        assert_eq!(LiveConfig::default().live_buffer.get(), 256);
+        assert_eq!(PoolConfig::default().worker_pool_size.get(), 4);
+    }
 
     #[test]
     fn durations_take_a_unit() {

@@ -166,7 +166,7 @@ async fn a_payment_that_meets_a_busy_database_is_requeued_and_handled_once_it_is
     service.start_workers();
     let other_writer = delivery_svc::db::connect(
         &url,
-        delivery_svc::config::PoolConfig::DEFAULT.database_pool_size,
+        delivery_svc::config::PoolConfig::default().database_pool_size,
     )
     .await
     .expect("a second pool");

@@ -1033,7 +1033,7 @@ async fn readiness_needs_the_schema_migrated() {
         "sqlite://{}?mode=rwc",
         dir.path().join("ready.db").display()
     );
-    let connection = db::connect(&url, PoolConfig::DEFAULT.database_pool_size)
+    let connection = db::connect(&url, PoolConfig::default().database_pool_size)
         .await
         .expect("connect");
 
@@ -1055,7 +1055,7 @@ async fn a_payment_that_cannot_get_the_write_lock_is_busy_and_can_be_retried() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
     let deliveries = migrated(&url).await;
-    let other_writer = db::connect(&url, PoolConfig::DEFAULT.database_pool_size)
+    let other_writer = db::connect(&url, PoolConfig::default().database_pool_size)
         .await
         .expect("a second pool");
     let holding = sea_orm::TransactionTrait::begin(&other_writer)

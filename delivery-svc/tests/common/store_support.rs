@@ -61,7 +61,7 @@ pub async fn on_every_backend(test: impl AsyncFn(&Deliveries)) {
 
 /// A service on a database at `url`, migrated.
 pub async fn migrated(url: &str) -> Deliveries {
-    let connection = db::connect(url, PoolConfig::DEFAULT.database_pool_size)
+    let connection = db::connect(url, PoolConfig::default().database_pool_size)
         .await
         .expect("connect");
     db::migrate(&connection).await.expect("migrate");
