@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::{PARTNER, TestApp, config, generous_limits, jwt_config, principal};
+use common::{Loopback, PARTNER, TestApp, config, generous_limits, jwt_config, principal};
 use delivery_svc::app::{App, AppError};
 use delivery_svc::auth::{
     AuthError, IdentityClaims, KeyMode, KeySetupError, PRINCIPAL_ROLES, TokenAuthority,
@@ -13,7 +13,6 @@ use delivery_svc::config::JwtConfig;
 use delivery_svc::domain::{Principal, PrincipalRole};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use poem::http::{Method, StatusCode};
-use poem::listener::{Acceptor as _, Listener as _};
 use serde_json::json;
 
 /// A key pair made for these tests only; it protects nothing.
@@ -210,14 +209,8 @@ async fn a_served_port_answers_over_real_http() {
     let app = App::new(config(url, generous_limits()))
         .await
         .expect("the service starts");
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .expect("a free port");
-    let address = *acceptor.local_addr()[0]
-        .as_socket_addr()
-        .expect("a TCP address");
-    let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app.endpoint()));
+    let served = Loopback::bind().await.serve(app.endpoint());
+    let address = served.addr;
 
     let client = reqwest::Client::new();
     let mut ready = None;
@@ -243,7 +236,7 @@ async fn a_served_port_answers_over_real_http() {
         .await
         .expect("the spec");
     assert!(spec.text().await.expect("YAML").contains("openapi:"));
-    server.abort();
+    served.stop().await;
 }
 
 #[tokio::test]
