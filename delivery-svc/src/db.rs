@@ -5,10 +5,11 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::sqlx::sqlite::{SqliteError, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, QueryTrait, RuntimeErr, Statement, TransactionTrait,
+    DatabaseTransaction, DbErr, QuerySelect, QueryTrait, RuntimeErr, Statement, TransactionTrait,
 };
 
 /// How long a SQLite connection waits for another connection's write lock before it gives
@@ -128,6 +129,17 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
 /// The backend behind `db`, for the few statements that differ between them.
 pub(crate) fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == DatabaseBackend::Postgres
+}
+
+/// `select` with its rows locked `FOR UPDATE SKIP LOCKED` on PostgreSQL, so that workers
+/// side by side each take other rows without waiting for one another. SQLite has no row
+/// locks; its one writer at a time keeps workers apart there.
+pub(crate) fn skip_locked<S: QuerySelect>(select: S, db: &impl ConnectionTrait) -> S {
+    if is_postgres(db) {
+        select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+    } else {
+        select
+    }
 }
 
 /// Writes that must all succeed and that read nothing another of them writes, sent

@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::future::join_all;
 use sea_orm::prelude::Expr;
-use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
@@ -38,7 +37,7 @@ use tokio::sync::Notify;
 
 use super::bus::{EventBus, Outgoing};
 use super::workers::{Backoff, Shutdown, WorkerStats};
-use crate::db::{begin_write, is_postgres};
+use crate::db::{begin_write, is_postgres, skip_locked};
 use crate::entity::outbox;
 
 /// Publishes the outbox.
@@ -131,7 +130,7 @@ impl<B: EventBus> Relay<B> {
         let sitting_out = refused.current(Instant::now());
         let (selected, published) = if is_postgres(&self.db) {
             let txn = self.db.begin().await?;
-            let rows = oldest_unpublished(&txn, self.batch, &sitting_out, true).await?;
+            let rows = oldest_unpublished(&txn, self.batch, &sitting_out).await?;
             let selected = rows.len();
             let rows = in_order(&txn, rows).await?;
             let published = self.publish(&rows).await;
@@ -139,7 +138,7 @@ impl<B: EventBus> Relay<B> {
             txn.commit().await?;
             (selected, published)
         } else {
-            let rows = oldest_unpublished(&self.db, self.batch, &sitting_out, false).await?;
+            let rows = oldest_unpublished(&self.db, self.batch, &sitting_out).await?;
             let published = self.publish(&rows).await;
             if !published.ids.is_empty() {
                 let txn = begin_write(&self.db).await?;
@@ -214,22 +213,18 @@ impl<B: EventBus> Relay<B> {
 }
 
 /// The oldest `limit` unpublished rows, in `id` order, but for those of the deliveries
-/// `sitting_out`; locked (skipping rows another relay holds) when `lock`.
+/// `sitting_out`; on PostgreSQL locked, skipping rows another relay holds.
 async fn oldest_unpublished(
     db: &impl ConnectionTrait,
     limit: u64,
     sitting_out: &[uuid::Uuid],
-    lock: bool,
 ) -> Result<Vec<outbox::Model>, DbErr> {
-    let mut select = outbox::Entity::find()
+    let select = outbox::Entity::find()
         .filter(outbox::Column::PublishedAt.is_null())
         .filter(outbox::Column::DeliveryId.is_not_in(sitting_out.iter().copied()))
         .order_by_asc(outbox::Column::Id)
         .limit(limit);
-    if lock {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    select.all(db).await
+    skip_locked(select, db).all(db).await
 }
 
 /// Of each delivery in `rows` (in `id` order), the rows that follow on from its first

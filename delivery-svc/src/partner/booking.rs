@@ -31,7 +31,6 @@ use failsafe::{StateMachine, backoff, failure_policy};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use sea_orm::prelude::Expr;
-use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -42,7 +41,7 @@ use tokio::sync::Notify;
 
 use crate::commands::Deliveries;
 use crate::config::BookingConfig;
-use crate::db::{begin_write, is_postgres};
+use crate::db::{begin_write, skip_locked};
 use crate::entity::{booking, delivery_order};
 use crate::messaging::workers::Shutdown;
 use crate::watchdog::system_context;
@@ -422,16 +421,13 @@ async fn claim_due(
     limit: u64,
 ) -> Result<Vec<booking::Model>, DbErr> {
     let txn = begin_write(db).await?;
-    let mut due = booking::Entity::find()
+    let due = booking::Entity::find()
         .filter(booking::Column::Status.eq(BookingStatus::Pending.as_str()))
         .filter(booking::Column::NextAttemptAt.lte(now))
         .filter(unclaimed(now))
         .order_by_asc(booking::Column::NextAttemptAt)
         .limit(limit);
-    if is_postgres(db) {
-        due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let due = due.all(&txn).await?;
+    let due = skip_locked(due, db).all(&txn).await?;
     if !due.is_empty() {
         booking::Entity::update_many()
             .col_expr(
