@@ -19,6 +19,7 @@ use delivery_svc::entity::{
     delivery_event, delivery_history, delivery_order, delivery_view, idempotency_key, inbox,
     ordering, outbox,
 };
+use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use support::*;
 use tokio::sync::Barrier;
@@ -790,6 +791,30 @@ async fn a_partner_order_number_names_one_delivery_of_its_partner() {
             "{duplicate:?}"
         );
         assert_eq!(row_counts(deliveries).await, counts);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_migration_can_be_undone_and_redone() {
+    on_every_backend(async |deliveries| {
+        new_delivery(deliveries, "cust-1", 0).await;
+        Migrator::down(deliveries.db(), None)
+            .await
+            .expect("every migration undone");
+        assert_eq!(
+            Migrator::get_applied_migrations(deliveries.db())
+                .await
+                .expect("the migration status")
+                .len(),
+            0
+        );
+        db::migrate(deliveries.db()).await.expect("redone");
+        let id = new_delivery(deliveries, "cust-1", 0).await;
+        deliveries
+            .transition(id, pick_up("DX-1"), &ctx(&partner(PARTNER), 5))
+            .await
+            .expect("the schema works again");
     })
     .await;
 }

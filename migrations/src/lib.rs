@@ -15,6 +15,7 @@ mod m20261124_000007_create_read_models;
 mod m20261125_000001_index_outbox_by_delivery;
 mod m20261126_000001_index_delivery_order_by_state;
 mod m20261127_000001_create_booking;
+mod m20261128_000001_index_outbox_pending;
 
 /// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_index_outbox_by_delivery::Migration),
             Box::new(m20261126_000001_index_delivery_order_by_state::Migration),
             Box::new(m20261127_000001_create_booking::Migration),
+            Box::new(m20261128_000001_index_outbox_pending::Migration),
         ]
     }
 }
