@@ -20,11 +20,11 @@ use delivery_core::{
     OrderingId, PhysicalLines, Role,
 };
 use sea_orm::prelude::Expr;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Condition, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, Iterable, PrimaryKeyToColumn,
-    PrimaryKeyTrait, QueryFilter, SqlErr,
+    PrimaryKeyTrait, QueryFilter, QueryTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -221,9 +221,9 @@ impl Deliveries {
             .write_once_after(
                 ctx,
                 async |txn| {
-                    let row = find_in_scope(txn, id, &scope).await?;
+                    let (row, earlier) = find_in_scope_with_key(txn, id, &scope, ctx).await?;
                     let _first = expected.set(from_db_seq("version", row.version)?);
-                    Ok(row)
+                    Ok((row, earlier))
                 },
                 async |txn, writes, row| {
                     self.apply_command(txn, writes, row, command, role, ctx)
@@ -248,8 +248,8 @@ impl Deliveries {
         }
     }
 
-    /// Applies `command`, made by `role`, to the order in `row`: saves the order in `txn` if
-    /// its version is still the one in `row`, and adds to `writes` the event, the outbox
+    /// Applies `command`, made by `role`, to the order in `row`: adds to `writes` the save
+    /// of the order, if its version is still the one in `row`, the event, the outbox
     /// message and the read models; a REDELIVER's replacement is written too.
     pub(crate) async fn apply_command(
         &self,
@@ -271,7 +271,7 @@ impl Deliveries {
         let (order, event) = order
             .apply(command, meta.clone())
             .map_err(|rejected| rejected.error)?;
-        save_transition(txn, &order, &event, loaded_version).await?;
+        save_transition(writes, &order, &event, loaded_version)?;
         let stored = StoredEvent {
             event,
             partner_id: None,
@@ -282,8 +282,8 @@ impl Deliveries {
             customer_id: &customer_id,
             partner_id: row.partner_id.as_deref(),
         };
-        // The order is saved already (a stale version stopped there): its event's writes
-        // read nothing another writes.
+        // The guarded save first: on SQLite, which runs a batch in order, a stale version
+        // stops it there. The event's writes read nothing another writes.
         add_event(writes, &stored, &owners, &order)?;
         let replacement_delivery_id = self.open_redelivery(txn, writes, &order, meta, ctx).await?;
         Ok(TransitionOutcome {
@@ -298,19 +298,22 @@ impl Deliveries {
     /// Runs `work` in one write transaction and commits it, at most once per
     /// `Idempotency-Key` of the caller.
     ///
-    /// `work` runs what it must see the result of (a claim, a guarded save) and adds the
-    /// rest to a [`Batch`], which runs with the stored response after it, before the
-    /// commit: so `work` must not read what it added.
+    /// `work` runs what it must see the result of (an inbox claim) and adds its writes,
+    /// guarded saves included, to a [`Batch`], which runs with the stored key after them,
+    /// before the commit: so `work` must not read what it added.
     ///
-    /// The key is claimed before the work, in the same transaction (an insert that, when a
-    /// concurrent request holds the same key, waits for it to finish). A key used before
-    /// with the same fingerprint returns the stored outcome and writes nothing; with
-    /// another fingerprint it is [`ServiceError::IdempotencyKeyReused`].
+    /// The key is looked up first, in the same transaction: a key used before with the
+    /// same fingerprint returns the stored outcome and writes nothing; with another
+    /// fingerprint it is [`ServiceError::IdempotencyKeyReused`]. A new key is stored with
+    /// the outcome, in the batch: one insert, no claim to update afterwards. Two requests
+    /// with one key at once both find it new; the later to write then finds the earlier's
+    /// change or key in its way and fails, and, finding the key stored, answers as the
+    /// earlier did.
     ///
     /// Only successful outcomes are stored. A failed request rolls its transaction back,
-    /// the claim with it, so the client may retry it with the same key: a conflict or a
-    /// refusal describes the delivery at that moment, not the request, and replaying it
-    /// forever would turn a "retry" answer into a permanent one.
+    /// so the client may retry it with the same key: a conflict or a refusal describes the
+    /// delivery at that moment, not the request, and replaying it forever would turn a
+    /// "retry" answer into a permanent one.
     ///
     /// The changes are logged on the `audit` target once they are committed, and only
     /// then: a replay changed nothing and is not logged again.
@@ -325,15 +328,16 @@ impl Deliveries {
     {
         self.write_once_after(
             ctx,
-            async |_| Ok(()),
+            async |txn| Ok(((), find_key(txn, ctx).await?)),
             async |txn, writes, ()| work(txn, writes).await,
         )
         .await
     }
 
-    /// [`write_once`](Self::write_once), with a first step `prepare` in the same
-    /// transaction before the key is claimed (a read whose failure must come first), whose
-    /// result `work` takes.
+    /// [`write_once`](Self::write_once), with a first read `prepare` in the same
+    /// transaction (a read whose failure must come first), whose result `work` takes.
+    /// `prepare` also looks up the caller's key, in the same statement where it can
+    /// ([`find_key`] where it cannot).
     pub(crate) async fn write_once_after<T, R, P, W>(
         &self,
         ctx: &RequestContext,
@@ -342,25 +346,31 @@ impl Deliveries {
     ) -> Result<T, ServiceError>
     where
         T: Serialize + DeserializeOwned + StateChanges,
-        P: AsyncFnOnce(&DatabaseTransaction) -> Result<R, ServiceError>,
+        P: AsyncFnOnce(&DatabaseTransaction) -> Result<(R, Earlier), ServiceError>,
         W: AsyncFnOnce(&DatabaseTransaction, &mut Batch, R) -> Result<T, ServiceError>,
     {
         let txn = begin_write(&self.db).await?;
-        let prepared = prepare(&txn).await?;
+        let (prepared, earlier) = prepare(&txn).await?;
+        if let (Some(earlier), Some(key)) = (earlier, &ctx.idempotency) {
+            return replay(earlier, key);
+        }
         let mut writes = Batch::new(&txn);
-        let outcome = match &ctx.idempotency {
-            None => work(&txn, &mut writes, prepared).await?,
-            Some(key) => {
-                let subject = &ctx.principal.subject;
-                if let Some(earlier) = claim_key(&txn, subject, key, ctx.now).await? {
-                    return replay(earlier, key);
-                }
-                let outcome = work(&txn, &mut writes, prepared).await?;
-                writes.push(&store_response(subject, key, &outcome)?);
-                outcome
+        let written = async {
+            let outcome = work(&txn, &mut writes, prepared).await?;
+            if let Some(key) = &ctx.idempotency {
+                writes.push(&store_key(&ctx.principal.subject, key, &outcome, ctx.now)?);
+            }
+            writes.run(&txn).await?;
+            Ok(outcome)
+        }
+        .await;
+        let outcome = match written {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                drop(txn);
+                return self.answered_meanwhile(ctx).await?.unwrap_or(Err(err));
             }
         };
-        writes.run(&txn).await?;
         txn.commit().await?;
         self.outbox_written.notify_one();
         for (delivery_id, from, to) in outcome.state_changes() {
@@ -371,6 +381,20 @@ impl Deliveries {
             self.refresh_cache(delivery_id).await;
         }
         Ok(outcome)
+    }
+
+    /// For a request that failed: the answer to the same key that a concurrent request
+    /// committed meanwhile, if there is one.
+    async fn answered_meanwhile<T: DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<Option<Result<T, ServiceError>>, DbErr> {
+        let Some(key) = &ctx.idempotency else {
+            return Ok(None);
+        };
+        Ok(find_key(&self.db, ctx)
+            .await?
+            .map(|earlier| replay(earlier, key)))
     }
 
     /// Puts delivery `id` as committed into the cache, so that nobody reads the version
@@ -531,34 +555,22 @@ fn changed_columns(
     Ok(row)
 }
 
-/// Saves the order a transition produced, if nobody changed it since `loaded_version`.
-async fn save_transition(
-    txn: &DatabaseTransaction,
+/// Saves the order a transition produced, as the first write of `writes`, if nobody
+/// changed it since `loaded_version`: else the batch fails as contention (see
+/// [`crate::db::is_contention`]), which the caller answers as a conflict.
+fn save_transition(
+    writes: &mut Batch,
     order: &AnyDeliveryOrder,
     event: &DeliveryEvent,
     loaded_version: u64,
-) -> Result<(), ServiceError> {
-    let id = order.id();
-    let saved = delivery_order::Entity::update_many()
-        .set(changed_columns(&order.snapshot(), event)?)
-        .filter(delivery_order::Column::Id.eq(id.0))
-        .filter(delivery_order::Column::Version.eq(to_db_seq(loaded_version)?))
-        .exec(txn)
-        .await
-        .map_err(|err| match err.sql_err() {
-            // The only unique key an update can break: (partner_id, partner_order_number).
-            Some(SqlErr::UniqueConstraintViolation(_)) => ServiceError::Invalid(
-                "the partner order number is already used for another delivery of this partner"
-                    .into(),
-            ),
-            _ => err.into(),
-        })?;
-    if saved.rows_affected == 0 {
-        return Err(ServiceError::Conflict {
-            id,
-            expected: loaded_version,
-        });
-    }
+) -> Result<(), DbErr> {
+    writes.push_expecting(
+        &delivery_order::Entity::update_many()
+            .set(changed_columns(&order.snapshot(), event)?)
+            .filter(delivery_order::Column::Id.eq(order.id().0))
+            .filter(delivery_order::Column::Version.eq(to_db_seq(loaded_version)?)),
+        1,
+    );
     Ok(())
 }
 
@@ -695,21 +707,17 @@ fn delivery_created_by(first: inbox::Model) -> Result<Option<DeliveryId>, DbErr>
     })
 }
 
-/// Claims the caller's `key`: `None` when it is new, else the earlier request's row.
-async fn claim_key(
-    txn: &DatabaseTransaction,
-    subject: &str,
-    key: &IdempotencyKey,
-    now: DateTime<Utc>,
-) -> Result<Option<idempotency_key::Model>, DbErr> {
-    let claim = idempotency_key::ActiveModel {
-        subject: Set(subject.to_owned()),
-        key: Set(key.key.clone()),
-        fingerprint: Set(key.fingerprint.clone()),
-        response: Set(None),
-        created_at: Set(now),
+/// The request that used the caller's `Idempotency-Key` before, if any.
+pub(crate) type Earlier = Option<idempotency_key::Model>;
+
+/// The request that used the caller's key before, if the request has a key and it was.
+async fn find_key(db: &impl ConnectionTrait, ctx: &RequestContext) -> Result<Earlier, DbErr> {
+    let Some(key) = &ctx.idempotency else {
+        return Ok(None);
     };
-    insert_or_find(txn, claim, (subject.to_owned(), key.key.clone())).await
+    idempotency_key::Entity::find_by_id((ctx.principal.subject.clone(), key.key.clone()))
+        .one(db)
+        .await
 }
 
 /// Inserts `row` unless a row with the same primary key `key` exists: `None` when it was
@@ -740,19 +748,22 @@ where
         .map(Some)
 }
 
-/// The write that stores the outcome to replay for the caller's `key`.
-fn store_response(
+/// The write that stores the caller's `key` with the outcome to replay.
+fn store_key(
     subject: &str,
     key: &IdempotencyKey,
     outcome: &impl Serialize,
-) -> Result<sea_orm::UpdateMany<idempotency_key::Entity>, DbErr> {
-    Ok(idempotency_key::Entity::update_many()
-        .col_expr(
-            idempotency_key::Column::Response,
-            Expr::value(to_json(outcome)?),
-        )
-        .filter(idempotency_key::Column::Subject.eq(subject))
-        .filter(idempotency_key::Column::Key.eq(key.key.as_str())))
+    now: DateTime<Utc>,
+) -> Result<sea_orm::Insert<idempotency_key::ActiveModel>, DbErr> {
+    Ok(idempotency_key::Entity::insert(
+        idempotency_key::ActiveModel {
+            subject: Set(subject.to_owned()),
+            key: Set(key.key.clone()),
+            fingerprint: Set(key.fingerprint.clone()),
+            response: Set(Some(to_json(outcome)?)),
+            created_at: Set(now),
+        },
+    ))
 }
 
 /// The earlier request's outcome, if it was the same request.
@@ -778,10 +789,40 @@ async fn find_in_scope(
     id: DeliveryId,
     scope: &Scope,
 ) -> Result<delivery_order::Model, ServiceError> {
-    delivery_order::Entity::find_by_id(id.0)
-        .one(db)
-        .await?
-        .filter(|row| scope.includes(&row.customer_id, row.partner_id.as_deref()))
+    in_scope(
+        delivery_order::Entity::find_by_id(id.0).one(db).await?,
+        id,
+        scope,
+    )
+}
+
+/// [`find_in_scope`], and the request that used the caller's key before, in one query.
+async fn find_in_scope_with_key(
+    db: &impl ConnectionTrait,
+    id: DeliveryId,
+    scope: &Scope,
+    ctx: &RequestContext,
+) -> Result<(delivery_order::Model, Earlier), ServiceError> {
+    let Some(key) = &ctx.idempotency else {
+        return Ok((find_in_scope(db, id, scope).await?, None));
+    };
+    let mut select = delivery_order::Entity::find_by_id(id.0).select_also(idempotency_key::Entity);
+    QueryTrait::query(&mut select).left_join(
+        idempotency_key::Entity,
+        Condition::all()
+            .add(idempotency_key::Column::Subject.eq(ctx.principal.subject.as_str()))
+            .add(idempotency_key::Column::Key.eq(key.key.as_str())),
+    );
+    let (row, earlier) = select.one(db).await?.unzip();
+    Ok((in_scope(row, id, scope)?, earlier.flatten()))
+}
+
+fn in_scope(
+    row: Option<delivery_order::Model>,
+    id: DeliveryId,
+    scope: &Scope,
+) -> Result<delivery_order::Model, ServiceError> {
+    row.filter(|row| scope.includes(&row.customer_id, row.partner_id.as_deref()))
         .ok_or(ServiceError::NotFound(id))
 }
 

@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sqlx::error::DatabaseError;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{SqliteError, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, QuerySelect, QueryTrait, RuntimeErr, Statement, TransactionTrait,
+    DatabaseTransaction, DbErr, QuerySelect, QueryTrait, RuntimeErr, SqlxPostgresConnector,
+    Statement, TransactionTrait,
 };
 
 /// How long a SQLite connection waits for another connection's write lock before it gives
@@ -24,14 +28,16 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL journal (readers do not block the writer), a busy timeout, foreign keys enforced,
 /// and `synchronous = NORMAL`, which is durable at every checkpoint and safe with WAL.
 pub async fn connect(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, DbErr> {
+    if DatabaseBackend::Postgres.is_prefix_of(url) {
+        return connect_postgres(url, size).await;
+    }
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(size.get())
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         // sea-orm logs every statement itself, at debug level through `tracing`.
         .sqlx_logging(false)
-        // Applies only when the URL is a SQLite one.
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
@@ -40,6 +46,41 @@ pub async fn connect(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, 
                 .foreign_keys(true)
         });
     Database::connect(options).await
+}
+
+/// How long a request waits for a pooled connection before it is answered busy.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pooled PostgreSQL connection used within this long is taken as alive; one idle
+/// longer is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL pool, built with sqlx because sea-orm's options can only ping a
+/// connection at every acquire or never. Every acquire was one more round trip per
+/// command; a connection that was in use a moment ago needs no check, and one that has
+/// died since fails its statement as a lost connection, which is answered busy and
+/// retried.
+async fn connect_postgres(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, DbErr> {
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(err)))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(size.get())
+        .min_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(options.disable_statement_logging())
+        .await
+        .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(err)))?;
+    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
 
 /// Applies every pending migration.
@@ -90,12 +131,15 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 /// Whether the database refused a statement because a concurrent transaction holds or
 /// changed what it needs, so the same request may succeed if retried: SQLite's busy and
 /// locked (another connection writes, or wrote since this transaction read), PostgreSQL's
-/// serialization failure and deadlock.
+/// serialization failure and deadlock; and a write that lost a race for a delivery's
+/// version: a guarded write of a [`Batch`] that found its row changed, or a second
+/// event with the same (delivery, seq), which only a transaction that read the same
+/// version as a concurrent one writes.
 pub(crate) fn is_contention(err: &DbErr) -> bool {
-    let (DbErr::Conn(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err)))
-    | DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err)))
-    | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err)))) = err
-    else {
+    if matches!(err, DbErr::RecordNotUpdated) {
+        return true;
+    }
+    let Some(db_err) = database_error(err) else {
         return false;
     };
     let Some(code) = db_err.code() else {
@@ -109,6 +153,48 @@ pub(crate) fn is_contention(err: &DbErr) -> bool {
             .is_ok_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
     } else {
         matches!(&*code, "40001" | "40P01")
+            || (code == UNIQUE_VIOLATION
+                && db_err
+                    .constraint()
+                    .is_some_and(|key| DELIVERY_SEQ_KEYS.contains(&key)))
+    }
+}
+
+/// PostgreSQL's SQLSTATE for a unique key violated.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// The unique keys on (delivery_id, seq) of the event store, the outbox and the history.
+/// (SQLite has one writer at a time: its writes never race for a version.)
+const DELIVERY_SEQ_KEYS: [&str; 3] = [
+    "ux_delivery_event_delivery_seq",
+    "ux_outbox_delivery_seq",
+    "delivery_history_pkey",
+];
+
+/// Whether a write was refused because its partner has the partner order number on
+/// another delivery already: PostgreSQL names the key, SQLite its columns.
+pub(crate) fn is_partner_order_number_taken(err: &DbErr) -> bool {
+    let Some(db_err) = database_error(err) else {
+        return false;
+    };
+    if db_err.try_downcast_ref::<SqliteError>().is_some() {
+        db_err.message()
+            == "UNIQUE constraint failed: delivery_order.partner_id, delivery_order.partner_order_number"
+    } else {
+        db_err.code().as_deref() == Some(UNIQUE_VIOLATION)
+            && db_err.constraint() == Some("ux_delivery_order_partner_order_number")
+    }
+}
+
+/// The database's own error, when it refused a statement.
+fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err)))
+        | DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err)))
+        | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err))) => {
+            Some(db_err.as_ref())
+        }
+        _ => None,
     }
 }
 
@@ -117,13 +203,16 @@ pub(crate) fn is_contention(err: &DbErr) -> bool {
 /// connection lost. Retrying the same request later may succeed.
 pub(crate) fn is_transient(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
+    if is_contention(err) {
+        return true;
+    }
     let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
     | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
     | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err
     else {
         return matches!(err, DbErr::ConnectionAcquire(_));
     };
-    matches!(sqlx, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed) || is_contention(err)
+    matches!(sqlx, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed)
 }
 
 /// The backend behind `db`, for the few statements that differ between them.

@@ -199,7 +199,13 @@ pub enum ServiceError {
 
 impl From<sea_orm::DbErr> for ServiceError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if crate::db::is_transient(&err) {
+        if crate::db::is_partner_order_number_taken(&err) {
+            // The one unique key a request's own data can break.
+            ServiceError::Invalid(
+                "the partner order number is already used for another delivery of this partner"
+                    .into(),
+            )
+        } else if crate::db::is_transient(&err) {
             ServiceError::Busy(err)
         } else {
             ServiceError::Database(err)

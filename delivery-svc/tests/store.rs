@@ -704,6 +704,37 @@ async fn a_replayed_request_returns_the_first_outcome_and_writes_nothing() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn one_request_sent_ten_times_at_once_with_its_key_changes_once_and_answers_alike() {
+    on_every_backend(async |deliveries| {
+        let id = new_delivery(deliveries, "cust-1", 0).await;
+        let start = Arc::new(Barrier::new(10));
+        let sends: Vec<_> = (0..10)
+            .map(|_| {
+                let deliveries = deliveries.clone();
+                let start = Arc::clone(&start);
+                tokio::spawn(async move {
+                    let key = ctx_with_key(&partner(PARTNER), 10, "key-1", "POST /pick_up DX-1");
+                    start.wait().await;
+                    deliveries.transition(id, pick_up("DX-1"), &key).await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for send in sends {
+            answers.push(send.await.expect("the task ran").expect("answered"));
+        }
+        assert!(
+            answers.iter().all(|answer| *answer == answers[0]),
+            "{answers:?}"
+        );
+        assert_eq!(answers[0].version, 2);
+        assert_eq!(event_seqs(deliveries, id).await, [1, 2]);
+        assert_eq!(rows::<idempotency_key::Entity>(deliveries).await, 1);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_key_reused_for_another_request_is_refused() {
     on_every_backend(async |deliveries| {
