@@ -107,19 +107,18 @@ async fn unknown_ids_routes_methods_and_bad_parameters_are_problems() {
             "not-found",
             "/v1/nothing-here",
         );
-        app.send(
-            Method::DELETE,
-            "/v1/graph",
-            Some(&app.token(&operator)),
-            None,
-            &[],
-        )
-        .await
-        .assert_problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "/v1/graph",
-        );
+        // Routes of the OpenAPI document and those beside it alike say what they take.
+        for (method, path, allow) in [
+            (Method::DELETE, "/v1/graph", "GET, HEAD"),
+            (Method::POST, "/v1/live", "GET, HEAD"),
+            (Method::PUT, "/openapi.json", "GET, HEAD"),
+        ] {
+            let refused = app
+                .send(method, path, Some(&app.token(&operator)), None, &[])
+                .await;
+            refused.assert_problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", path);
+            assert_eq!(refused.headers["allow"], allow, "{path}");
+        }
         app.get("/v1/deliveries/not-a-uuid", &operator)
             .await
             .assert_problem(

@@ -25,6 +25,27 @@ struct RouteMethods {
     allow: String,
 }
 
+impl RouteMethods {
+    /// The route at `template` that takes each method for which `takes` holds, and HEAD
+    /// with GET.
+    fn new(template: &str, takes: impl Fn(&str) -> bool) -> RouteMethods {
+        RouteMethods {
+            segments: template
+                .split('/')
+                .map(|segment| {
+                    let parameter = segment.starts_with('{') && segment.ends_with('}');
+                    (!parameter).then(|| segment.to_owned())
+                })
+                .collect(),
+            allow: METHODS
+                .into_iter()
+                .filter(|method| takes(method) || (*method == "HEAD" && takes("GET")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
 /// The routes of an OpenAPI document and the methods each takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedMethods {
@@ -42,27 +63,21 @@ impl AllowedMethods {
         let routes = paths
             .iter()
             .map(|(template, item)| {
-                let takes = |method: &str| {
+                RouteMethods::new(template, |method| {
                     item.get(method.to_ascii_lowercase()).is_some()
-                        || (method == "HEAD" && item.get("get").is_some())
-                };
-                RouteMethods {
-                    segments: template
-                        .split('/')
-                        .map(|segment| {
-                            let parameter = segment.starts_with('{') && segment.ends_with('}');
-                            (!parameter).then(|| segment.to_owned())
-                        })
-                        .collect(),
-                    allow: METHODS
-                        .into_iter()
-                        .filter(|method| takes(method))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
+                })
             })
             .collect();
         AllowedMethods { routes }
+    }
+
+    /// The table with a route the spec does not document (the spec itself, the WebSocket)
+    /// that takes `methods` (upper case).
+    pub fn with_route(mut self, template: &str, methods: &[&str]) -> AllowedMethods {
+        self.routes.push(RouteMethods::new(template, |method| {
+            methods.contains(&method)
+        }));
+        self
     }
 
     /// The `Allow` value for a request to `path`, if a route of the spec matches it; where
@@ -142,5 +157,15 @@ mod tests {
         assert_eq!(table.allow("/v1/things//moves"), None);
         assert_eq!(table.allow("/v1/things/42/other"), None);
         assert_eq!(table.allow("/v1"), None);
+    }
+
+    #[test]
+    fn routes_beside_the_spec_are_listed_too() {
+        let table = AllowedMethods::from_spec(r#"{"paths": {"/v1/things": {"get": {}}}}"#)
+            .with_route("/v1/live", &["GET"])
+            .with_route("/v1/things/{id}/feed", &["POST", "GET"]);
+        assert_eq!(table.allow("/v1/live"), Some("GET, HEAD"));
+        assert_eq!(table.allow("/v1/things/42/feed"), Some("GET, HEAD, POST"));
+        assert_eq!(table.allow("/v1/things"), Some("GET, HEAD"));
     }
 }

@@ -91,10 +91,13 @@ pub fn endpoint(
     live: LiveEndpoint,
 ) -> impl Endpoint<Output = Response> + 'static {
     let api = api_service(deliveries);
-    let allowed_methods = AllowedMethods::from_spec(&api.spec());
+    let allowed_methods = AllowedMethods::from_spec(&api.spec())
+        .with_route("/openapi.json", &["GET"])
+        .with_route("/openapi.yaml", &["GET"])
+        .with_route(live::PATH, &["GET"]);
     Route::new()
-        .at("/openapi.json", api.spec_endpoint())
-        .at("/openapi.yaml", api.spec_endpoint_yaml())
+        .at("/openapi.json", poem::get(api.spec_endpoint()))
+        .at("/openapi.yaml", poem::get(api.spec_endpoint_yaml()))
         .nest("/docs", api.swagger_ui())
         .at(live::PATH, poem::get(live))
         .nest("/", api)
