@@ -211,9 +211,9 @@ impl Deliveries {
         let role = ctx.principal.role.graph_role().ok_or_else(|| {
             ServiceError::Forbidden("service principals may not change a delivery".into())
         })?;
-        // Read in the write transaction, before the idempotency claim (a delivery the caller
-        // may not see is NotFound whatever the key), without a lock: the save checks that
-        // the version is still the one read. Customer and partner never change, so the
+        // Read in the write transaction with the caller's key, in one query (a delivery the
+        // caller may not see is NotFound whatever the key), without a lock: the save checks
+        // that the version is still the one read. Customer and partner never change, so the
         // check of who may act holds for the row as saved.
         let scope = Scope::of(&ctx.principal);
         let expected = std::sync::OnceLock::new();
@@ -271,6 +271,8 @@ impl Deliveries {
         let (order, event) = order
             .apply(command, meta.clone())
             .map_err(|rejected| rejected.error)?;
+        // The guarded save first: on SQLite, which runs a batch in order, a stale version
+        // stops it there. The event's writes read nothing another writes.
         save_transition(writes, &order, &event, loaded_version)?;
         let stored = StoredEvent {
             event,
@@ -282,8 +284,6 @@ impl Deliveries {
             customer_id: &customer_id,
             partner_id: row.partner_id.as_deref(),
         };
-        // The guarded save first: on SQLite, which runs a batch in order, a stale version
-        // stops it there. The event's writes read nothing another writes.
         add_event(writes, &stored, &owners, &order)?;
         let replacement_delivery_id = self.open_redelivery(txn, writes, &order, meta, ctx).await?;
         Ok(TransitionOutcome {
@@ -564,12 +564,11 @@ fn save_transition(
     event: &DeliveryEvent,
     loaded_version: u64,
 ) -> Result<(), DbErr> {
-    writes.push_expecting(
+    writes.push_guarded(
         &delivery_order::Entity::update_many()
             .set(changed_columns(&order.snapshot(), event)?)
             .filter(delivery_order::Column::Id.eq(order.id().0))
             .filter(delivery_order::Column::Version.eq(to_db_seq(loaded_version)?)),
-        1,
     );
     Ok(())
 }

@@ -28,7 +28,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL journal (readers do not block the writer), a busy timeout, foreign keys enforced,
 /// and `synchronous = NORMAL`, which is durable at every checkpoint and safe with WAL.
 pub async fn connect(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, DbErr> {
-    if DatabaseBackend::Postgres.is_prefix_of(url) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return connect_postgres(url, size).await;
     }
     let mut options = ConnectOptions::new(url);
@@ -57,9 +57,9 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The PostgreSQL pool, built with sqlx because sea-orm's options can only ping a
 /// connection at every acquire or never. Every acquire was one more round trip per
-/// command; a connection that was in use a moment ago needs no check, and one that has
-/// died since fails its statement as a lost connection, which is answered busy and
-/// retried.
+/// command. sqlx pings a connection as it goes back to the pool anyway, so one idle under
+/// a second was checked under a second ago; one that has died since fails its statement
+/// as a lost connection ([`is_transient`]), which is answered busy and retried.
 async fn connect_postgres(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, DbErr> {
     let options: PgConnectOptions = url
         .parse()
@@ -200,7 +200,8 @@ fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
 
 /// Whether the database failed for a reason that passes: contention (see
 /// [`is_contention`]), the pool out of connections for its acquire timeout, or the
-/// connection lost. Retrying the same request later may succeed.
+/// connection lost (on the socket, or as PostgreSQL reports it). Retrying the same request
+/// later may succeed.
 pub(crate) fn is_transient(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     if is_contention(err) {
@@ -213,6 +214,17 @@ pub(crate) fn is_transient(err: &DbErr) -> bool {
         return matches!(err, DbErr::ConnectionAcquire(_));
     };
     matches!(sqlx, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed)
+        || database_error(err)
+            .and_then(|db_err| db_err.code())
+            .is_some_and(|code| is_connection_lost(&code))
+}
+
+/// PostgreSQL's SQLSTATEs for a connection that is gone or not yet usable, which a
+/// connection used within the last second (so not pinged) may meet: a connection
+/// exception (class 08), an administrator's or a crash's shutdown, the server starting up,
+/// or the session idle too long.
+fn is_connection_lost(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05")
 }
 
 /// The backend behind `db`, for the few statements that differ between them.
@@ -234,8 +246,8 @@ pub(crate) fn skip_locked<S: QuerySelect>(select: S, db: &impl ConnectionTrait) 
 /// Writes that must all succeed and that read nothing another of them writes, sent
 /// together: on PostgreSQL as one statement (each a data-modifying `WITH` query), so one
 /// round trip; on SQLite, which has none to save, one after another. Each may require a
-/// number of rows changed; any other number fails the batch with
-/// [`DbErr::RecordNotUpdated`], and the caller's transaction must then be rolled back.
+/// number of rows changed; any other number fails the batch (see [`Expect`]), and the
+/// caller's transaction must then be rolled back.
 ///
 /// PostgreSQL runs the queries of one statement on one snapshot, in an unspecified order:
 /// no two of them may change the same row, and none sees what another wrote (each may
@@ -243,7 +255,33 @@ pub(crate) fn skip_locked<S: QuerySelect>(select: S, db: &impl ConnectionTrait) 
 #[derive(Debug)]
 pub(crate) struct Batch {
     backend: DatabaseBackend,
-    writes: Vec<(Statement, Option<u64>)>,
+    writes: Vec<(Statement, Expect)>,
+}
+
+/// What a write of a [`Batch`] must change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Anything,
+    /// Exactly this many rows; any other number is an error of the service.
+    Rows(u64),
+    /// Exactly one row, the one a version guard selects; none means a concurrent
+    /// transaction changed it first: [`DbErr::RecordNotUpdated`], which
+    /// [`is_contention`] knows.
+    Guarded,
+}
+
+impl Expect {
+    fn check(self, changed: u64) -> Result<(), DbErr> {
+        match self {
+            Expect::Anything => Ok(()),
+            Expect::Rows(rows) if rows == changed => Ok(()),
+            Expect::Rows(rows) => Err(DbErr::Custom(format!(
+                "a write of a batch changed {changed} rows, not {rows}"
+            ))),
+            Expect::Guarded if changed == 1 => Ok(()),
+            Expect::Guarded => Err(DbErr::RecordNotUpdated),
+        }
+    }
 }
 
 impl Batch {
@@ -256,22 +294,29 @@ impl Batch {
 
     /// Adds a write whatever it changes.
     pub(crate) fn push(&mut self, write: &impl QueryTrait) {
-        self.writes.push((write.build(self.backend), None));
+        self.push_with(write, Expect::Anything);
     }
 
     /// Adds a write that must change exactly `rows` rows.
     pub(crate) fn push_expecting(&mut self, write: &impl QueryTrait, rows: u64) {
-        self.writes.push((write.build(self.backend), Some(rows)));
+        self.push_with(write, Expect::Rows(rows));
+    }
+
+    /// Adds a write guarded by a version, which changes one row unless a concurrent
+    /// transaction got there first.
+    pub(crate) fn push_guarded(&mut self, write: &impl QueryTrait) {
+        self.push_with(write, Expect::Guarded);
+    }
+
+    fn push_with(&mut self, write: &impl QueryTrait, expect: Expect) {
+        self.writes.push((write.build(self.backend), expect));
     }
 
     /// Runs the writes on `db` (a transaction).
     pub(crate) async fn run(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         if self.backend != DatabaseBackend::Postgres || self.writes.len() < 2 {
-            for (write, expected) in self.writes {
-                let done = db.execute(write).await?;
-                if expected.is_some_and(|rows| rows != done.rows_affected()) {
-                    return Err(DbErr::RecordNotUpdated);
-                }
+            for (write, expect) in self.writes {
+                expect.check(db.execute(write).await?.rows_affected())?;
             }
             return Ok(());
         }
@@ -303,12 +348,10 @@ impl Batch {
             ))
             .await?
             .ok_or_else(|| DbErr::Custom("a batch of writes answered no row".into()))?;
-        for (index, (_, expected)) in self.writes.iter().enumerate() {
-            if let Some(rows) = *expected {
-                let done: i64 = row.try_get_by_index(index)?;
-                if u64::try_from(done).ok() != Some(rows) {
-                    return Err(DbErr::RecordNotUpdated);
-                }
+        for (index, (_, expect)) in self.writes.iter().enumerate() {
+            if *expect != Expect::Anything {
+                let changed: i64 = row.try_get_by_index(index)?;
+                expect.check(u64::try_from(changed).unwrap_or(u64::MAX))?;
             }
         }
         Ok(())
@@ -348,7 +391,35 @@ fn shift_placeholders(sql: &str, by: usize, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::shift_placeholders;
+    use super::{DbErr, Expect, shift_placeholders};
+
+    #[test]
+    fn only_a_guarded_write_that_changed_nothing_is_a_lost_race() {
+        let lost_race = |result: Result<(), DbErr>| matches!(result, Err(DbErr::RecordNotUpdated));
+        let fault = |result: Result<(), DbErr>| matches!(result, Err(DbErr::Custom(_)));
+        for (expect, changed, ok, race) in [
+            (Expect::Anything, 0, true, false),
+            (Expect::Anything, 7, true, false),
+            (Expect::Rows(1), 1, true, false),
+            (Expect::Rows(1), 0, false, false),
+            (Expect::Rows(2), 3, false, false),
+            (Expect::Guarded, 1, true, false),
+            (Expect::Guarded, 0, false, true),
+        ] {
+            let result = expect.check(changed);
+            assert_eq!(result.is_ok(), ok, "{expect:?} {changed}");
+            if !ok {
+                assert!(
+                    if race {
+                        lost_race(result)
+                    } else {
+                        fault(result)
+                    },
+                    "{expect:?} {changed}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn placeholders_are_renumbered_outside_quotes() {

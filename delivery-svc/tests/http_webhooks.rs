@@ -233,6 +233,42 @@ async fn concurrent_copies_of_a_report_are_applied_once() {
 }
 
 #[tokio::test]
+async fn of_different_reports_racing_for_one_delivery_one_applies_and_the_rest_conflict_or_are_moot()
+ {
+    on_every_backend(async |app| {
+        let id = app.create_delivery().await;
+        // Different webhook ids and numbers: each is a report of its own, not a copy.
+        let webhooks: Vec<_> = (0..8)
+            .map(|_| signed(PARTNER_WEBHOOK_SECRET, &picked_up(&id)))
+            .collect();
+        let replies =
+            futures_util::future::join_all(webhooks.iter().map(|webhook| webhook.send(app))).await;
+        let mut applied = 0;
+        for reply in &replies {
+            match reply.status {
+                StatusCode::OK if reply.json["outcome"] == "applied" => applied += 1,
+                StatusCode::OK => assert_eq!(reply.json["outcome"], "ignored", "{:?}", reply.json),
+                // Read before the winner committed, written after: a lost race.
+                StatusCode::CONFLICT => {
+                    assert_eq!(
+                        reply.json["type"], "urn:delivery-svc:problem:concurrent-change",
+                        "{:?}",
+                        reply.json
+                    )
+                }
+                other => panic!(
+                    "neither applied, ignored nor a conflict: {other} {:?}",
+                    reply.json
+                ),
+            }
+        }
+        assert_eq!(applied, 1);
+        assert_eq!(transitions(&history(app, &id).await), ["create", "pick_up"]);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_delivery_moves_to_delivered_by_webhooks_alone() {
     on_every_backend(async |app| {
         let id = app.create_delivery().await;

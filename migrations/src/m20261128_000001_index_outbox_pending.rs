@@ -7,6 +7,11 @@
 //! partial index holds no entry for a published row version, so its scan in `id` order
 //! stops after the first `n` pending rows. SQLite and PostgreSQL both have partial
 //! indexes; sea-query cannot write one, hence the SQL.
+//!
+//! On PostgreSQL the migration runs in a transaction, so the index is built without
+//! `CONCURRENTLY` and holds back writes to `outbox` while it builds. On a large outbox,
+//! build it beforehand with `CREATE INDEX CONCURRENTLY IF NOT EXISTS` and the same
+//! definition; this migration then finds it and only drops the old index.
 
 use sea_orm_migration::prelude::*;
 
@@ -29,7 +34,7 @@ impl MigrationTrait for Migration {
         manager
             .get_connection()
             .execute_unprepared(&format!(
-                "CREATE INDEX {INDEX} ON outbox (id) WHERE published_at IS NULL"
+                "CREATE INDEX IF NOT EXISTS {INDEX} ON outbox (id) WHERE published_at IS NULL"
             ))
             .await?;
         manager

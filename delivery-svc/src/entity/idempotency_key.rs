@@ -11,7 +11,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
     pub fingerprint: String,
-    /// `None` only inside the transaction of the request that claimed the key.
+    /// Written with the key (ADR 0008). Nullable because keys were once claimed before
+    /// the outcome was known and filled in after it.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub response: Option<Json>,
     pub created_at: DateTimeUtc,

@@ -17,6 +17,7 @@
 //!   with the report and answered `ignored`: the graph never goes back.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use delivery_core::{
@@ -26,7 +27,9 @@ use delivery_core::{
 use sea_orm::{DatabaseTransaction, EntityTrait};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{Deliveries, StateChanges, claim_message, record_message_result};
+use crate::commands::{
+    Deliveries, StateChanges, claim_message, contention_as_conflict, record_message_result,
+};
 use crate::db::Batch;
 use crate::domain::{RequestContext, ServiceError};
 use crate::entity::{corrupt, delivery_order, from_db_seq, from_json, inbox};
@@ -115,11 +118,14 @@ impl Deliveries {
         ctx: &RequestContext,
     ) -> Result<WebhookOutcome, ServiceError> {
         let consumer = format!("webhook:{}", report.partner);
+        // The version the report was applied to, for a conflict if another change of the
+        // delivery commits first.
+        let read = OnceLock::new();
         self.write_once(ctx, async |txn, writes| {
             if let Some(first) = claim_message(txn, &consumer, &report.webhook_id, ctx.now).await? {
                 return first_outcome(first);
             }
-            let outcome = self.handle_report(txn, writes, &report, ctx).await?;
+            let outcome = self.handle_report(txn, writes, &report, ctx, &read).await?;
             let handled = HandledReport {
                 event: report.event.clone(),
                 outcome,
@@ -132,14 +138,20 @@ impl Deliveries {
             Ok(outcome)
         })
         .await
+        .map_err(|err| match read.get() {
+            Some(&expected) => contention_as_conflict(err, report.delivery_id, expected),
+            None => err,
+        })
     }
 
+    /// Applies `report` to its delivery as read in `txn`, whose version it sets in `read`.
     async fn handle_report(
         &self,
         txn: &DatabaseTransaction,
         writes: &mut Batch,
         report: &PartnerReport,
         ctx: &RequestContext,
+        read: &OnceLock<u64>,
     ) -> Result<WebhookOutcome, ServiceError> {
         let id = report.delivery_id;
         // Read in the transaction: the verdict below depends on the state. The save still
@@ -149,6 +161,7 @@ impl Deliveries {
             .await?
             .filter(|row| row.partner_id.as_deref() == Some(report.partner.as_str()))
             .ok_or(ServiceError::NotFound(id))?;
+        let _first = read.set(from_db_seq("version", row.version)?);
         let current: DeliveryState = row
             .state
             .parse()
