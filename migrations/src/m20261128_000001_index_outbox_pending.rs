@@ -4,9 +4,10 @@
 //! Publishing a row leaves its `(NULL, id)` entry in the full index until vacuum; under
 //! load the poll walked thousands of such entries and their heap pages to find a few
 //! dozen rows (3.5 ms a round, 12 % of PostgreSQL's time in the load generator). A
-//! partial index holds no entry for a published row version, so its scan in `id` order
-//! stops after the first `n` pending rows. SQLite and PostgreSQL both have partial
-//! indexes; sea-query cannot write one, hence the SQL.
+//! partial index gets no entry for a row's published version, an index scan marks the
+//! entry of its pending version dead as it meets it, and a scan in `id` order stops after
+//! the first `n` pending rows. SQLite and PostgreSQL both have partial indexes;
+//! sea-query cannot write one, hence the SQL.
 //!
 //! On PostgreSQL the migration runs in a transaction, so the index is built without
 //! `CONCURRENTLY` and holds back writes to `outbox` while it builds. On a large outbox,
