@@ -368,7 +368,7 @@ impl Deliveries {
             Ok(outcome) => outcome,
             Err(err) => {
                 drop(txn);
-                return self.answered_meanwhile(ctx).await?.unwrap_or(Err(err));
+                return self.answered_meanwhile(ctx, err).await;
             }
         };
         txn.commit().await?;
@@ -383,18 +383,20 @@ impl Deliveries {
         Ok(outcome)
     }
 
-    /// For a request that failed: the answer to the same key that a concurrent request
-    /// committed meanwhile, if there is one.
+    /// For a request that failed with `err`: the answer to the same key that a concurrent
+    /// request committed meanwhile, if there is one; else `err`.
     async fn answered_meanwhile<T: DeserializeOwned>(
         &self,
         ctx: &RequestContext,
-    ) -> Result<Option<Result<T, ServiceError>>, DbErr> {
+        err: ServiceError,
+    ) -> Result<T, ServiceError> {
         let Some(key) = &ctx.idempotency else {
-            return Ok(None);
+            return Err(err);
         };
-        Ok(find_key(&self.db, ctx)
-            .await?
-            .map(|earlier| replay(earlier, key)))
+        match find_key(&self.db, ctx).await? {
+            Some(earlier) => replay(earlier, key),
+            None => Err(err),
+        }
     }
 
     /// Puts delivery `id` as committed into the cache, so that nobody reads the version

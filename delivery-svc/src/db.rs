@@ -186,14 +186,20 @@ pub(crate) fn is_partner_order_number_taken(err: &DbErr) -> bool {
     }
 }
 
+/// sqlx's error behind `err`, if sqlx failed.
+fn sqlx_error(err: &DbErr) -> Option<&sea_orm::sqlx::Error> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => Some(sqlx),
+        _ => None,
+    }
+}
+
 /// The database's own error, when it refused a statement.
 fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
-    match err {
-        DbErr::Conn(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err)))
-        | DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err)))
-        | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(db_err))) => {
-            Some(db_err.as_ref())
-        }
+    match sqlx_error(err)? {
+        sea_orm::sqlx::Error::Database(db_err) => Some(db_err.as_ref()),
         _ => None,
     }
 }
@@ -204,16 +210,10 @@ fn database_error(err: &DbErr) -> Option<&dyn DatabaseError> {
 /// later may succeed.
 pub(crate) fn is_transient(err: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
-    if is_contention(err) {
-        return true;
-    }
-    let (DbErr::Conn(RuntimeErr::SqlxError(sqlx))
-    | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
-    | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = err
-    else {
-        return matches!(err, DbErr::ConnectionAcquire(_));
-    };
-    matches!(sqlx, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed)
+    is_contention(err)
+        || matches!(err, DbErr::ConnectionAcquire(_))
+        || sqlx_error(err)
+            .is_some_and(|sqlx| matches!(sqlx, Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed))
         || database_error(err)
             .and_then(|db_err| db_err.code())
             .is_some_and(|code| is_connection_lost(&code))
