@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use delivery_core::{
     Command, ConfirmReceipt, Deliver, DeliveryId, DeliveryState, Escalate, Fail, FailureReason,
@@ -22,7 +21,6 @@ use delivery_svc::entity::{
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use support::*;
-use tokio::sync::Barrier;
 
 fn pick_up(number: &str) -> Command {
     Command::PickUp(PickUp {
@@ -173,23 +171,19 @@ async fn the_same_payment_event_twice_creates_one_delivery_order() {
 async fn the_same_payment_event_delivered_concurrently_creates_one_delivery_order() {
     on_every_backend(async |deliveries| {
         let payment = payment("ord-1", "cust-1");
-        let start = Arc::new(Barrier::new(10));
-        let deliveries_of_payment: Vec<_> = (0..10)
-            .map(|attempt| {
-                let (deliveries, payment, start) =
-                    (deliveries.clone(), payment.clone(), Arc::clone(&start));
-                tokio::spawn(async move {
-                    start.wait().await;
-                    deliveries
-                        .ingest_payment(payment, &ctx(&service(), attempt))
-                        .await
-                })
-            })
-            .collect();
+        let handled = at_once(10, |attempt| {
+            let (deliveries, payment) = (deliveries.clone(), payment.clone());
+            async move {
+                deliveries
+                    .ingest_payment(payment, &ctx(&service(), attempt))
+                    .await
+            }
+        })
+        .await;
         let mut created = Vec::new();
         let mut already_handled = Vec::new();
-        for delivery in deliveries_of_payment {
-            match delivery.await.expect("the task ran").expect("handled") {
+        for outcome in handled {
+            match outcome.expect("handled") {
                 PaymentOutcome::Created { delivery_id } => created.push(delivery_id),
                 PaymentOutcome::AlreadyHandled { delivery_id } => already_handled.push(delivery_id),
                 PaymentOutcome::NothingToDeliver => panic!("the payment has a physical book"),
@@ -604,27 +598,23 @@ async fn of_fifty_concurrent_conflicting_transitions_exactly_one_wins() {
     on_every_backend(async |deliveries| {
         let id = new_delivery(deliveries, "cust-1", 0).await;
         // All start together, so that many load the same version.
-        let start = Arc::new(Barrier::new(50));
-        let attempts: Vec<_> = (0..50)
-            .map(|attempt| {
-                let deliveries = deliveries.clone();
-                let start = Arc::clone(&start);
-                let reason = if attempt % 2 == 0 {
-                    FailureReason::PickupFailed
-                } else {
-                    FailureReason::CourierUnavailable
-                };
-                tokio::spawn(async move {
-                    start.wait().await;
-                    deliveries
-                        .transition(id, fail(reason), &ctx(&partner(PARTNER), 10 + attempt))
-                        .await
-                })
-            })
-            .collect();
+        let attempts = at_once(50, |attempt| {
+            let deliveries = deliveries.clone();
+            let reason = if attempt % 2 == 0 {
+                FailureReason::PickupFailed
+            } else {
+                FailureReason::CourierUnavailable
+            };
+            async move {
+                deliveries
+                    .transition(id, fail(reason), &ctx(&partner(PARTNER), 10 + attempt))
+                    .await
+            }
+        })
+        .await;
         let mut successes = 0;
         for attempt in attempts {
-            match attempt.await.expect("the task ran") {
+            match attempt {
                 Ok(outcome) => {
                     assert_eq!(outcome.version, 2);
                     successes += 1;
@@ -708,22 +698,17 @@ async fn a_replayed_request_returns_the_first_outcome_and_writes_nothing() {
 async fn one_request_sent_ten_times_at_once_with_its_key_changes_once_and_answers_alike() {
     on_every_backend(async |deliveries| {
         let id = new_delivery(deliveries, "cust-1", 0).await;
-        let start = Arc::new(Barrier::new(10));
-        let sends: Vec<_> = (0..10)
-            .map(|_| {
-                let deliveries = deliveries.clone();
-                let start = Arc::clone(&start);
-                tokio::spawn(async move {
-                    let key = ctx_with_key(&partner(PARTNER), 10, "key-1", "POST /pick_up DX-1");
-                    start.wait().await;
-                    deliveries.transition(id, pick_up("DX-1"), &key).await
-                })
-            })
-            .collect();
-        let mut answers = Vec::new();
-        for send in sends {
-            answers.push(send.await.expect("the task ran").expect("answered"));
-        }
+        let answers: Vec<_> = at_once(10, |_| {
+            let deliveries = deliveries.clone();
+            async move {
+                let key = ctx_with_key(&partner(PARTNER), 10, "key-1", "POST /pick_up DX-1");
+                deliveries.transition(id, pick_up("DX-1"), &key).await
+            }
+        })
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("answered"))
+        .collect();
         assert!(
             answers.iter().all(|answer| *answer == answers[0]),
             "{answers:?}"

@@ -10,6 +10,9 @@ use delivery_svc::domain::{
     IdempotencyKey, PaymentSucceeded, Principal, PrincipalRole, RequestContext,
 };
 use sea_orm::{ConnectionTrait, Database};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::Barrier;
 
 /// The partner new delivery orders are assigned to.
 pub const PARTNER: &str = "dhl";
@@ -197,4 +200,28 @@ pub async fn new_delivery(deliveries: &Deliveries, customer_id: &str, seconds: i
         delivery_svc::domain::PaymentOutcome::Created { delivery_id } => delivery_id,
         other => panic!("expected a delivery order, got {other:?}"),
     }
+}
+
+/// Runs `call(0)` … `call(n - 1)` on tasks of their own, released together so that they
+/// race, and returns their results in that order.
+pub async fn at_once<T, F>(n: i64, call: impl Fn(i64) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = Arc::new(Barrier::new(usize::try_from(n).expect("a count")));
+    let tasks: Vec<_> = (0..n)
+        .map(|attempt| {
+            let (start, call) = (Arc::clone(&start), call(attempt));
+            tokio::spawn(async move {
+                start.wait().await;
+                call.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.expect("the task ran"));
+    }
+    results
 }
