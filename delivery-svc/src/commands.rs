@@ -1,14 +1,15 @@
-//! The write side: every change to a delivery order runs in one database transaction that
-//! writes the order, its event, the outbox message, the read models and (when the request
-//! has an `Idempotency-Key`) the stored outcome — all of them or none.
+//! The write side: every change to a delivery order writes the order, its event, the
+//! outbox message, the read models and (when the request has an `Idempotency-Key`) the
+//! stored outcome — all of them or none: in one batch of writes, which on PostgreSQL is
+//! one statement, in a transaction only where the command writes before it (ADR 0009).
 //!
 //! Concurrency is optimistic: a transition reads the order, applies the command through
 //! delivery-core and saves with `UPDATE … WHERE version = <read>`. Whoever commits first
-//! wins; the other gets [`ServiceError::Conflict`], its transaction rolled back, and may
-//! retry, which then meets the new state. On PostgreSQL writers lock only the rows they
-//! write. SQLite has one writer at a time: write transactions take its lock as they begin
-//! (`db::begin_write`) and queue for it rather than fail; one that still cannot
-//! get it within the busy timeout is the same retryable conflict, as is a PostgreSQL
+//! wins; the other gets [`ServiceError::Conflict`], its writes undone, and may retry,
+//! which then meets the new state. On PostgreSQL writers lock only the rows they write.
+//! SQLite has one writer at a time: write transactions take its lock as they begin
+//! (`db::begin_write`) and queue for it rather than fail; one that still cannot get it
+//! within the busy timeout is the same retryable conflict, as is a PostgreSQL
 //! serialization failure or deadlock.
 
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use uuid::Uuid;
 
 use crate::auth::role_name;
 use crate::cache::DeliveryCache;
-use crate::db::{Batch, begin_write, is_contention};
+use crate::db::{Batch, Guard, OneBatch, WriteScope, is_contention};
 use crate::domain::{
     IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
     TransitionOutcome,
@@ -148,7 +149,7 @@ impl Deliveries {
                 "only a service principal reports payments".into(),
             ));
         }
-        self.write_once(ctx, async |txn, writes| {
+        self.write_once(ctx, async |txn: &DatabaseTransaction, writes| {
             self.handle_payment(txn, writes, payment, ctx).await
         })
         .await
@@ -211,37 +212,24 @@ impl Deliveries {
         let role = ctx.principal.role.graph_role().ok_or_else(|| {
             ServiceError::Forbidden("service principals may not change a delivery".into())
         })?;
-        // Read in the write transaction with the caller's key, in one query (a delivery the
-        // caller may not see is NotFound whatever the key), without a lock: the save checks
-        // that the version is still the one read. Customer and partner never change, so the
-        // check of who may act holds for the row as saved.
+        // Read with the caller's key, in one query (a delivery the caller may not see is
+        // NotFound whatever the key), without a lock: the save checks that the version is
+        // still the one read. Customer and partner never change, so the check of who may
+        // act holds for the row as saved.
         let scope = Scope::of(&ctx.principal);
-        let expected = std::sync::OnceLock::new();
         let written = self
             .write_once_after(
                 ctx,
-                async |txn| {
-                    let (row, earlier) = find_in_scope_with_key(txn, id, &scope, ctx).await?;
-                    let _first = expected.set(from_db_seq("version", row.version)?);
-                    Ok((row, earlier))
-                },
-                async |txn, writes, row| {
-                    self.apply_command(txn, writes, row, command, role, ctx)
-                        .await
-                },
+                async |db: &OneBatch| find_in_scope_with_key(db, id, &scope, ctx).await,
+                async |_db, writes, row| self.apply_command(writes, row, command, role, ctx),
             )
             .await;
         match written {
             Err(ServiceError::Busy(err)) if is_contention(&err) => {
                 // Refused before the order was read (the SQLite write lock not granted in
                 // time, say): the conflict names the version there is now.
-                let expected = match expected.get().copied() {
-                    Some(expected) => expected,
-                    None => {
-                        let row = find_in_scope(&self.db, id, &scope).await?;
-                        from_db_seq("version", row.version)?
-                    }
-                };
+                let row = find_in_scope(&self.db, id, &scope).await?;
+                let expected = from_db_seq("version", row.version)?;
                 Err(ServiceError::Conflict { id, expected })
             }
             written => written,
@@ -250,10 +238,10 @@ impl Deliveries {
 
     /// Applies `command`, made by `role`, to the order in `row`: adds to `writes` the save
     /// of the order, if its version is still the one in `row`, the event, the outbox
-    /// message and the read models; a REDELIVER's replacement is written too.
-    pub(crate) async fn apply_command(
+    /// message and the read models; and, for a REDELIVER resolution, the replacement
+    /// delivery order with its own.
+    pub(crate) fn apply_command(
         &self,
-        txn: &DatabaseTransaction,
         writes: &mut Batch,
         row: delivery_order::Model,
         command: Command,
@@ -271,6 +259,13 @@ impl Deliveries {
         let (order, event) = order
             .apply(command, meta.clone())
             .map_err(|rejected| rejected.error)?;
+        let replacement = match &order {
+            AnyDeliveryOrder::Resolved(resolved) => resolved.redelivery(new_delivery_id(), meta),
+            _ => None,
+        };
+        let replacement_delivery_id = replacement
+            .as_ref()
+            .map(|(replacement, _)| replacement.id());
         // The guarded save first: on SQLite, which runs a batch in order, a stale version
         // stops it there. The event's writes read nothing another writes.
         save_transition(writes, &order, &event, loaded_version)?;
@@ -284,8 +279,10 @@ impl Deliveries {
             customer_id: &customer_id,
             partner_id: row.partner_id.as_deref(),
         };
-        add_event(writes, &stored, &owners, &order)?;
-        let replacement_delivery_id = self.open_redelivery(txn, writes, &order, meta, ctx).await?;
+        add_event(writes, &stored, &owners, &order, replacement_delivery_id)?;
+        if let Some((replacement, creation)) = replacement {
+            self.open_delivery(writes, replacement, creation, ctx)?;
+        }
         Ok(TransitionOutcome {
             delivery_id: id,
             from,
@@ -295,14 +292,17 @@ impl Deliveries {
         })
     }
 
-    /// Runs `work` in one write transaction and commits it, at most once per
+    /// Runs `work` in one write scope `S` and commits it, at most once per
     /// `Idempotency-Key` of the caller.
     ///
-    /// `work` runs what it must see the result of (an inbox claim) and adds its writes,
-    /// guarded saves included, to a [`Batch`], which runs with the stored key after them,
-    /// before the commit: so `work` must not read what it added.
+    /// `work` runs what it must see the result of (an inbox claim, which needs a
+    /// transaction for `S`) and adds its writes, a guarded save included, to a [`Batch`],
+    /// which runs with the stored key after them, before the commit: so `work` must not
+    /// read what it added. A command whose only writes are the batch takes [`OneBatch`].
+    /// If the guarded save loses a race, the answer is [`ServiceError::Conflict`] with the
+    /// version it expected.
     ///
-    /// The key is looked up first, in the same transaction: a key used before with the
+    /// The key is looked up first, in the same scope: a key used before with the
     /// same fingerprint returns the stored outcome and writes nothing; with another
     /// fingerprint it is [`ServiceError::IdempotencyKeyReused`]. A new key is stored with
     /// the outcome, in the batch: one insert, no claim to update afterwards. Two requests
@@ -317,61 +317,72 @@ impl Deliveries {
     ///
     /// The changes are logged on the `audit` target once they are committed, and only
     /// then: a replay changed nothing and is not logged again.
-    pub(crate) async fn write_once<T, W>(
+    pub(crate) async fn write_once<S, T, W>(
         &self,
         ctx: &RequestContext,
         work: W,
     ) -> Result<T, ServiceError>
     where
+        S: WriteScope,
         T: Serialize + DeserializeOwned + StateChanges,
-        W: AsyncFnOnce(&DatabaseTransaction, &mut Batch) -> Result<T, ServiceError>,
+        W: AsyncFnOnce(&S, &mut Batch) -> Result<T, ServiceError>,
     {
         self.write_once_after(
             ctx,
-            async |txn| Ok(((), find_key(txn, ctx).await?)),
-            async |txn, writes, ()| work(txn, writes).await,
+            async |scope: &S| Ok(((), find_key(scope, ctx).await?)),
+            async |scope, writes, ()| work(scope, writes).await,
         )
         .await
     }
 
-    /// [`write_once`](Self::write_once), with a first read `prepare` in the same
-    /// transaction (a read whose failure must come first), whose result `work` takes.
-    /// `prepare` also looks up the caller's key, in the same statement where it can
-    /// ([`find_key`] where it cannot).
-    pub(crate) async fn write_once_after<T, R, P, W>(
+    /// [`write_once`](Self::write_once), with a first read `prepare` in the same scope (a
+    /// read whose failure must come first), whose result `work` takes. `prepare` also
+    /// looks up the caller's key, in the same statement where it can ([`find_key`] where
+    /// it cannot).
+    pub(crate) async fn write_once_after<S, T, R, P, W>(
         &self,
         ctx: &RequestContext,
         prepare: P,
         work: W,
     ) -> Result<T, ServiceError>
     where
+        S: WriteScope,
         T: Serialize + DeserializeOwned + StateChanges,
-        P: AsyncFnOnce(&DatabaseTransaction) -> Result<(R, Earlier), ServiceError>,
-        W: AsyncFnOnce(&DatabaseTransaction, &mut Batch, R) -> Result<T, ServiceError>,
+        P: AsyncFnOnce(&S) -> Result<(R, Earlier), ServiceError>,
+        W: AsyncFnOnce(&S, &mut Batch, R) -> Result<T, ServiceError>,
     {
-        let txn = begin_write(&self.db).await?;
-        let (prepared, earlier) = prepare(&txn).await?;
+        let scope = S::begin(&self.db).await?;
+        let (prepared, earlier) = prepare(&scope).await?;
         if let (Some(earlier), Some(key)) = (earlier, &ctx.idempotency) {
             return replay(earlier, key);
         }
-        let mut writes = Batch::new(&txn);
+        let mut writes = Batch::new(&scope);
         let written = async {
-            let outcome = work(&txn, &mut writes, prepared).await?;
+            let outcome = work(&scope, &mut writes, prepared).await?;
             if let Some(key) = &ctx.idempotency {
                 writes.push(&store_key(&ctx.principal.subject, key, &outcome, ctx.now)?);
             }
-            writes.run(&txn).await?;
+            let guard = writes.guard();
+            writes.run(&scope).await.map_err(|err| match guard {
+                Some(Guard { delivery, expected }) if is_contention(&err) => {
+                    ServiceError::Conflict {
+                        id: delivery,
+                        expected,
+                    }
+                }
+                _ => err.into(),
+            })?;
             Ok(outcome)
         }
         .await;
         let outcome = match written {
             Ok(outcome) => outcome,
             Err(err) => {
-                drop(txn);
+                drop(scope);
                 return self.answered_meanwhile(ctx, err).await;
             }
         };
-        txn.commit().await?;
+        scope.commit().await?;
         self.outbox_written.notify_one();
         for (delivery_id, from, to) in outcome.state_changes() {
             if from.is_none() {
@@ -410,32 +421,6 @@ impl Deliveries {
             Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, %id, "cannot refresh the cache"),
         }
-    }
-
-    /// The replacement delivery order a REDELIVER resolution calls for, if `order` is one.
-    async fn open_redelivery(
-        &self,
-        txn: &DatabaseTransaction,
-        writes: &mut Batch,
-        order: &AnyDeliveryOrder,
-        meta: EventMeta,
-        ctx: &RequestContext,
-    ) -> Result<Option<DeliveryId>, DbErr> {
-        let AnyDeliveryOrder::Resolved(resolved) = order else {
-            return Ok(None);
-        };
-        let Some((replacement, creation)) = resolved.redelivery(new_delivery_id(), meta) else {
-            return Ok(None);
-        };
-        let replacement_id = replacement.id();
-        // The replacement links the resolved order's view row, which `writes` changes too,
-        // and one statement may not change a row twice: those go first, then the
-        // replacement's in a batch of its own.
-        std::mem::replace(writes, Batch::new(txn)).run(txn).await?;
-        let mut replacement_writes = Batch::new(txn);
-        self.open_delivery(&mut replacement_writes, replacement, creation, ctx)?;
-        replacement_writes.run(txn).await?;
-        Ok(Some(replacement_id))
     }
 
     /// Adds to `writes` a new delivery order, assigned to the default partner, with its
@@ -477,7 +462,7 @@ impl Deliveries {
             customer_id: &details.customer_id,
             partner_id: Some(&self.default_partner),
         };
-        add_event(writes, &stored, &owners, &order)?;
+        add_event(writes, &stored, &owners, &order, None)?;
         writes.push(&booking::Entity::insert(pending_booking(
             snapshot.id,
             &self.default_partner,
@@ -559,7 +544,8 @@ fn changed_columns(
 
 /// Saves the order a transition produced, as the first write of `writes`, if nobody
 /// changed it since `loaded_version`: else the batch fails as contention (see
-/// [`crate::db::is_contention`]), which the caller answers as a conflict.
+/// [`crate::db::is_contention`]), which [`Deliveries::write_once_after`] answers as a
+/// conflict.
 fn save_transition(
     writes: &mut Batch,
     order: &AnyDeliveryOrder,
@@ -571,22 +557,28 @@ fn save_transition(
             .set(changed_columns(&order.snapshot(), event)?)
             .filter(delivery_order::Column::Id.eq(order.id().0))
             .filter(delivery_order::Column::Version.eq(to_db_seq(loaded_version)?)),
+        Guard {
+            delivery: order.id(),
+            expected: loaded_version,
+        },
     );
     Ok(())
 }
 
-/// Records an event that left the order as `order`: appends it to the event store, queues
-/// its message in the outbox and projects it into the read models, as writes of `writes`.
-/// The one way every event (creation, transition, redelivery) is written.
+/// Records an event that left the order as `order` (and opened `replacement`, a
+/// REDELIVER's): appends it to the event store, queues its message in the outbox and
+/// projects it into the read models, as writes of `writes`. The one way every event
+/// (creation, transition, redelivery) is written.
 fn add_event(
     writes: &mut Batch,
     stored: &StoredEvent,
     owners: &Owners<'_>,
     order: &AnyDeliveryOrder,
+    replacement: Option<DeliveryId>,
 ) -> Result<(), DbErr> {
     writes.push(&delivery_event::Entity::insert(stored.to_row()?));
     writes.push(&outbox::Entity::insert(outbox_row(stored, owners)?));
-    project_made(writes, stored, order)
+    project_made(writes, stored, order, replacement)
 }
 
 /// Whose delivery an event is about: its message names them.
@@ -839,19 +831,4 @@ fn event_meta(role: Role, ctx: &RequestContext) -> Result<EventMeta, ServiceErro
 
 fn new_delivery_id() -> DeliveryId {
     DeliveryId(Uuid::new_v4())
-}
-
-/// A statement refused because a concurrent transaction got to delivery `id` first is the
-/// same conflict as a stale version.
-pub(crate) fn contention_as_conflict(
-    err: ServiceError,
-    id: DeliveryId,
-    expected: u64,
-) -> ServiceError {
-    match err {
-        ServiceError::Busy(db_err) if is_contention(&db_err) => {
-            ServiceError::Conflict { id, expected }
-        }
-        other => other,
-    }
 }

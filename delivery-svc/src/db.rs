@@ -4,7 +4,9 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use delivery_core::DeliveryId;
 use migrations::{Migrator, MigratorTrait};
+use sea_orm::prelude::async_trait::async_trait;
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::sqlx::error::DatabaseError;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -12,8 +14,8 @@ use sea_orm::sqlx::sqlite::{SqliteError, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, QuerySelect, QueryTrait, RuntimeErr, SqlxPostgresConnector,
-    Statement, TransactionTrait,
+    DatabaseTransaction, DbErr, ExecResult, QueryResult, QuerySelect, QueryTrait, RuntimeErr,
+    SqlxPostgresConnector, Statement, TransactionTrait,
 };
 
 /// How long a SQLite connection waits for another connection's write lock before it gives
@@ -126,6 +128,85 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
             .await?;
     }
     Ok(txn)
+}
+
+/// What a command's reads and its [`Batch`] run on, from [`WriteScope::begin`] to
+/// [`WriteScope::commit`]; nothing is written unless it commits.
+pub(crate) trait WriteScope: ConnectionTrait + Sized {
+    async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr>;
+    async fn commit(self) -> Result<(), DbErr>;
+}
+
+/// A write transaction ([`begin_write`]): for a command that writes before its batch.
+impl WriteScope for DatabaseTransaction {
+    async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        begin_write(db).await
+    }
+
+    async fn commit(self) -> Result<(), DbErr> {
+        DatabaseTransaction::commit(self).await
+    }
+}
+
+/// The scope of a command whose only writes are its one batch (ADR 0009).
+///
+/// On PostgreSQL, the pool itself: the batch is one statement, atomic by itself, and the
+/// reads before it need no transaction, because the batch's guards check what they read
+/// (a version, a key that must still be free). That saves the `BEGIN` and `COMMIT` round
+/// trips. On SQLite, a write transaction, whose lock must come before the reads.
+#[derive(Debug)]
+pub(crate) enum OneBatch {
+    Statement(DatabaseConnection),
+    Transaction(DatabaseTransaction),
+}
+
+impl WriteScope for OneBatch {
+    async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        Ok(if is_postgres(db) {
+            OneBatch::Statement(db.clone())
+        } else {
+            OneBatch::Transaction(begin_write(db).await?)
+        })
+    }
+
+    async fn commit(self) -> Result<(), DbErr> {
+        match self {
+            OneBatch::Statement(_) => Ok(()),
+            OneBatch::Transaction(txn) => txn.commit().await,
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for OneBatch {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.connection().get_database_backend()
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.connection().execute(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.connection().execute_unprepared(sql).await
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.connection().query_one(stmt).await
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.connection().query_all(stmt).await
+    }
+}
+
+impl OneBatch {
+    fn connection(&self) -> &(dyn ConnectionTrait + Send + Sync) {
+        match self {
+            OneBatch::Statement(db) => db,
+            OneBatch::Transaction(txn) => txn,
+        }
+    }
 }
 
 /// Whether the database refused a statement because a concurrent transaction holds or
@@ -246,8 +327,10 @@ pub(crate) fn skip_locked<S: QuerySelect>(select: S, db: &impl ConnectionTrait) 
 /// Writes that must all succeed and that read nothing another of them writes, sent
 /// together: on PostgreSQL as one statement (each a data-modifying `WITH` query), so one
 /// round trip; on SQLite, which has none to save, one after another. Each may require a
-/// number of rows changed; any other number fails the batch (see [`Expect`]), and the
-/// caller's transaction must then be rolled back.
+/// number of rows changed; any other number fails the batch (see [`Expect`]): on
+/// PostgreSQL inside the statement (`batch_expect`, migration m20261129), which undoes
+/// all of it even outside a transaction ([`OneBatch`]); on SQLite as the write returns,
+/// and the caller's transaction must then be rolled back.
 ///
 /// PostgreSQL runs the queries of one statement on one snapshot, in an unspecified order:
 /// no two of them may change the same row, and none sees what another wrote (each may
@@ -256,6 +339,15 @@ pub(crate) fn skip_locked<S: QuerySelect>(select: S, db: &impl ConnectionTrait) 
 pub(crate) struct Batch {
     backend: DatabaseBackend,
     writes: Vec<(Statement, Expect)>,
+    guard: Option<Guard>,
+}
+
+/// The delivery whose save a [`Batch`] guards, and the version that save expects to
+/// replace: what a lost race is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Guard {
+    pub(crate) delivery: DeliveryId,
+    pub(crate) expected: u64,
 }
 
 /// What a write of a [`Batch`] must change.
@@ -265,8 +357,8 @@ enum Expect {
     /// Exactly this many rows; any other number is an error of the service.
     Rows(u64),
     /// Exactly one row, the one a version guard selects; none means a concurrent
-    /// transaction changed it first: [`DbErr::RecordNotUpdated`], which
-    /// [`is_contention`] knows.
+    /// transaction changed it first: [`DbErr::RecordNotUpdated`] (on PostgreSQL, a
+    /// serialization failure), which [`is_contention`] knows.
     Guarded,
 }
 
@@ -282,6 +374,18 @@ impl Expect {
             Expect::Guarded => Err(DbErr::RecordNotUpdated),
         }
     }
+
+    /// The column of a batch statement's answer that reports the write `w{index}`, with
+    /// the check that fails the statement when the count is wrong.
+    fn column(self, index: usize) -> String {
+        let count = format!("(SELECT count(*) FROM w{index})");
+        let checked = match self {
+            Expect::Anything => count,
+            Expect::Rows(rows) => format!("batch_expect({count}, {rows}, false)"),
+            Expect::Guarded => format!("batch_expect({count}, 1, true)"),
+        };
+        format!("{checked} AS n{index}")
+    }
 }
 
 impl Batch {
@@ -289,6 +393,7 @@ impl Batch {
         Batch {
             backend: db.get_database_backend(),
             writes: Vec::new(),
+            guard: None,
         }
     }
 
@@ -302,28 +407,39 @@ impl Batch {
         self.push_with(write, Expect::Rows(rows));
     }
 
-    /// Adds a write guarded by a version, which changes one row unless a concurrent
-    /// transaction got there first.
-    pub(crate) fn push_guarded(&mut self, write: &impl QueryTrait) {
+    /// Adds the save of `guard`'s delivery, which changes its row unless a concurrent
+    /// transaction got there first: the batch then fails as contention, which the caller
+    /// answers as a conflict with `guard`. One per batch.
+    pub(crate) fn push_guarded(&mut self, write: &impl QueryTrait, guard: Guard) {
+        debug_assert!(self.guard.is_none(), "a batch guards one save");
+        self.guard = Some(guard);
         self.push_with(write, Expect::Guarded);
+    }
+
+    /// The save this batch guards, if any.
+    pub(crate) fn guard(&self) -> Option<Guard> {
+        self.guard
     }
 
     fn push_with(&mut self, write: &impl QueryTrait, expect: Expect) {
         self.writes.push((write.build(self.backend), expect));
     }
 
-    /// Runs the writes on `db` (a transaction).
+    /// Runs the writes on `db`, a [`WriteScope`].
     pub(crate) async fn run(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
-        if self.backend != DatabaseBackend::Postgres || self.writes.len() < 2 {
+        if self.backend != DatabaseBackend::Postgres {
             for (write, expect) in self.writes {
                 expect.check(db.execute(write).await?.rows_affected())?;
             }
             return Ok(());
         }
+        if self.writes.is_empty() {
+            return Ok(());
+        }
         let mut sql = String::from("WITH ");
         let mut values = Vec::new();
-        let mut counts = Vec::with_capacity(self.writes.len());
-        for (index, (write, _)) in self.writes.iter().enumerate() {
+        let mut columns = Vec::with_capacity(self.writes.len());
+        for (index, (write, expect)) in self.writes.iter().enumerate() {
             if index > 0 {
                 sql.push_str(", ");
             }
@@ -336,25 +452,18 @@ impl Batch {
                     .iter()
                     .flat_map(|values| values.0.iter().cloned()),
             );
-            counts.push(format!("(SELECT count(*) FROM w{index}) AS n{index}"));
+            columns.push(expect.column(index));
         }
         sql.push_str(" SELECT ");
-        sql.push_str(&counts.join(", "));
-        let row = db
-            .query_one(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                sql,
-                values,
-            ))
-            .await?
-            .ok_or_else(|| DbErr::Custom("a batch of writes answered no row".into()))?;
-        for (index, (_, expect)) in self.writes.iter().enumerate() {
-            if *expect != Expect::Anything {
-                let changed: i64 = row.try_get_by_index(index)?;
-                expect.check(u64::try_from(changed).unwrap_or(u64::MAX))?;
-            }
-        }
-        Ok(())
+        sql.push_str(&columns.join(", "));
+        db.query_one(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("a batch of writes answered no row".into()))
+        .map(drop)
     }
 }
 
@@ -433,5 +542,107 @@ mod tests {
             out,
             r#"UPDATE "t$1" SET "a" = $4, "b" = '$2' WHERE "c" = $15"#
         );
+    }
+}
+
+/// The batch of a [`OneBatch`] on PostgreSQL runs outside any transaction: a write that
+/// changes the wrong number of rows must undo the others by failing their statement.
+#[cfg(test)]
+mod one_statement_tests {
+    use super::{Batch, DbErr, Guard, OneBatch, WriteScope, connect, is_contention, migrate};
+    use crate::entity::{delivery_order, ordering};
+    use delivery_core::DeliveryId;
+    use sea_orm::prelude::Expr;
+    use sea_orm::{
+        ActiveValue::Set, ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait,
+        QueryFilter,
+    };
+    use std::num::NonZeroU32;
+
+    #[tokio::test]
+    async fn a_batch_outside_a_transaction_is_all_or_nothing_on_postgres() {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("REQUIRE_SERVICES").is_none(),
+                "REQUIRE_SERVICES is set but TEST_POSTGRES_URL is not"
+            );
+            println!("skipping PostgreSQL: TEST_POSTGRES_URL not set");
+            return;
+        };
+        let schema = format!("batch_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url).await.expect("PostgreSQL");
+        admin
+            .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("a test schema");
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+        let db = connect(&url, NonZeroU32::MIN).await.expect("connect");
+        migrate(&db).await.expect("migrate");
+
+        // Each batch adds an ordering and then changes nothing where it must change a row.
+        let no_delivery = uuid::Uuid::new_v4();
+        let save_of_no_delivery = delivery_order::Entity::update_many()
+            .col_expr(delivery_order::Column::Version, Expr::value(2))
+            .filter(delivery_order::Column::Id.eq(no_delivery));
+        let ordering = |id: &str| {
+            ordering::Entity::insert(ordering::ActiveModel {
+                id: Set(id.to_owned()),
+                customer_id: Set("cust-1".into()),
+                payment_id: Set("pay-1".into()),
+                shipping_address: Set(serde_json::json!({})),
+                created_at: Set(chrono::Utc::now()),
+            })
+        };
+        let run = async |batch: Batch| {
+            let scope = OneBatch::begin(&db).await.expect("a scope");
+            assert!(matches!(scope, OneBatch::Statement(_)));
+            batch.run(&scope).await
+        };
+
+        let mut lost_race = Batch::new(&db);
+        lost_race.push(&ordering("ord-race"));
+        let guard = Guard {
+            delivery: DeliveryId(no_delivery),
+            expected: 1,
+        };
+        lost_race.push_guarded(&save_of_no_delivery, guard);
+        let err = run(lost_race)
+            .await
+            .expect_err("a guarded save that missed");
+        assert!(is_contention(&err), "{err:?}");
+
+        let mut fault = Batch::new(&db);
+        fault.push(&ordering("ord-fault"));
+        fault.push_expecting(&save_of_no_delivery, 1);
+        let err = run(fault).await.expect_err("a write that changed no row");
+        assert!(!is_contention(&err), "{err:?}");
+        assert!(!matches!(err, DbErr::RecordNotUpdated), "{err:?}");
+
+        let mut fine = Batch::new(&db);
+        fine.push(&ordering("ord-fine"));
+        fine.push_expecting(&save_of_no_delivery, 0);
+        run(fine).await.expect("counts as expected");
+
+        let orderings: Vec<String> = ordering::Entity::find()
+            .all(&db)
+            .await
+            .expect("orderings")
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+        assert_eq!(orderings, ["ord-fine"]);
+        assert_eq!(
+            delivery_order::Entity::find()
+                .count(&db)
+                .await
+                .expect("count"),
+            0
+        );
+        db.close().await.expect("close");
+        admin
+            .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .expect("drop the test schema");
     }
 }

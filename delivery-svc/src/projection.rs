@@ -1,8 +1,9 @@
 //! The projector: keeps the read models (`delivery_view`, `delivery_history`) in step with
 //! the event store (`delivery_event`).
 //!
-//! Consistency model: a command projects its events inside its own transaction, so the
-//! read models change atomically with the write model. A client reads its own write at
+//! Consistency model: a command projects its events in its own batch of writes (one
+//! statement, or one transaction), so the read models change atomically with the write
+//! model. A client reads its own write at
 //! once (the view's `version` is the `seq` of the last event projected), and no reader ever
 //! sees a state change without its history entry, or the other way round.
 //!
@@ -15,8 +16,8 @@
 //! and applying the command again: the same delivery-core code, the same row.
 
 use delivery_core::{
-    Actor, AnyDeliveryOrder, Change, Command, DeliveryDetails, DeliveryEvent, EventMeta,
-    StateFields,
+    Actor, AnyDeliveryOrder, Change, Command, DeliveryDetails, DeliveryEvent, DeliveryId,
+    EventMeta, StateFields,
 };
 use sea_orm::prelude::Expr;
 use sea_orm::{
@@ -93,7 +94,7 @@ impl StoredEvent {
     pub fn from_row(row: delivery_event::Model) -> Result<Self, DbErr> {
         let (change, partner_id) = decode_payload(&row.transition, row.payload)?;
         let event = DeliveryEvent {
-            delivery_id: delivery_core::DeliveryId(row.delivery_id),
+            delivery_id: DeliveryId(row.delivery_id),
             seq: from_db_seq("seq", row.seq)?,
             from: parse_opt("from_state", row.from_state.as_deref())?,
             to: parse("to_state", &row.to_state)?,
@@ -151,6 +152,9 @@ pub async fn project<C: ConnectionTrait>(db: &C, stored: &StoredEvent) -> Result
                 .await?
                 .map(|replacement| replacement.id);
             open_view(&mut writes, stored, details, replaced_by)?;
+            if let Some(replaced) = details.replaces {
+                link_replaced(&mut writes, replaced, stored.event.delivery_id);
+            }
         }
         Change::Transition(command) => {
             advance_view(db, &mut writes, &stored.event, command).await?
@@ -160,13 +164,18 @@ pub async fn project<C: ConnectionTrait>(db: &C, stored: &StoredEvent) -> Result
 }
 
 /// Adds to `writes` what the event a command just made changes in the read models, where
-/// `order` is the order the event left: what [`project`] computes from the view row,
-/// without reading it. The view row must be at the version before the event's, as
-/// [`project`] requires too.
+/// `order` is the order the event left and `replacement` the order its REDELIVER opened:
+/// what [`project`] computes from the view row, without reading it. The view row must be
+/// at the version before the event's, as [`project`] requires too.
+///
+/// A REDELIVER and its replacement's creation are one command, written in one batch, where
+/// no two writes may change one row: so the resolved order's row takes its link to the
+/// replacement here, with its new state, and the creation does not write it again.
 pub(crate) fn project_made(
     writes: &mut Batch,
     stored: &StoredEvent,
     order: &AnyDeliveryOrder,
+    replacement: Option<DeliveryId>,
 ) -> Result<(), DbErr> {
     add_history_entry(writes, stored)?;
     let event = &stored.event;
@@ -180,7 +189,7 @@ pub(crate) fn project_made(
                     event.delivery_id
                 ))
             })?;
-            write_view(writes, event, order, to_db_seq(previous)?)
+            write_view(writes, event, order, to_db_seq(previous)?, replacement)
         }
     }
 }
@@ -204,8 +213,8 @@ fn add_history_entry(writes: &mut Batch, stored: &StoredEvent) -> Result<(), DbE
     Ok(())
 }
 
-/// A creation: the view row of a new delivery order, linked both ways with the order it
-/// replaces, if any.
+/// A creation: the view row of a new delivery order, linked to the order it replaces, if
+/// any, and to its own replacement, if a rebuild has met it already.
 fn open_view(
     writes: &mut Batch,
     stored: &StoredEvent,
@@ -213,9 +222,8 @@ fn open_view(
     replaced_by: Option<uuid::Uuid>,
 ) -> Result<(), DbErr> {
     let event = &stored.event;
-    let id = event.delivery_id.0;
     let mut row = delivery_view::ActiveModel {
-        id: Set(id),
+        id: Set(event.delivery_id.0),
         ordering_id: Set(details.ordering_id.to_string()),
         customer_id: Set(details.customer_id.to_string()),
         payment_id: Set(details.payment_id.to_string()),
@@ -234,15 +242,21 @@ fn open_view(
     // CREATED carries no state data yet.
     row.set_state_columns(StateColumns::from(&StateFields::default()));
     writes.push(&delivery_view::Entity::insert(row));
-    if let Some(replaced) = details.replaces {
-        // A link, not a change of the replaced order: its version and updated_at stay.
-        writes.push(
-            &delivery_view::Entity::update_many()
-                .col_expr(delivery_view::Column::ReplacedByDeliveryId, Expr::value(id))
-                .filter(delivery_view::Column::Id.eq(replaced.0)),
-        );
-    }
     Ok(())
+}
+
+/// Links the view row of the `replaced` order, if a rebuild has made it already, to its
+/// `replacement`: a link, not a change of the replaced order, so its version and
+/// updated_at stay.
+fn link_replaced(writes: &mut Batch, replaced: DeliveryId, replacement: DeliveryId) {
+    writes.push(
+        &delivery_view::Entity::update_many()
+            .col_expr(
+                delivery_view::Column::ReplacedByDeliveryId,
+                Expr::value(replacement.0),
+            )
+            .filter(delivery_view::Column::Id.eq(replaced.0)),
+    );
 }
 
 /// A transition: the view row moves to the state the command takes its order to.
@@ -279,15 +293,17 @@ async fn advance_view<C: ConnectionTrait>(
     let (next, _) = order
         .apply(command.clone(), meta)
         .map_err(|rejected| corrupt(format!("delivery {id}: event {}: {rejected}", event.seq)))?;
-    write_view(writes, event, &next, view.version)
+    write_view(writes, event, &next, view.version, None)
 }
 
-/// Moves the view row of `event`'s delivery, at version `previous`, to `next`.
+/// Moves the view row of `event`'s delivery, at version `previous`, to `next`, linked to
+/// its `replacement` if the event opened one.
 fn write_view(
     writes: &mut Batch,
     event: &DeliveryEvent,
     next: &AnyDeliveryOrder,
     previous: i64,
+    replacement: Option<DeliveryId>,
 ) -> Result<(), DbErr> {
     let mut row = delivery_view::ActiveModel {
         state: Set(next.state().name().to_owned()),
@@ -296,6 +312,9 @@ fn write_view(
         updated_at: Set(event.occurred_at),
         ..Default::default()
     };
+    if let Some(replacement) = replacement {
+        row.replaced_by_delivery_id = Set(Some(replacement.0));
+    }
     row.set_state_columns(StateColumns::from(&next.state_fields()));
     // One row, or the batch fails: only a rebuild running at the same time can have
     // replaced the row under us (or the view is not in step with the event store, which a

@@ -28,10 +28,11 @@ use futures_util::FutureExt as _;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::time::MissedTickBehavior;
 
-use crate::commands::{Deliveries, contention_as_conflict};
+use crate::commands::Deliveries;
 use crate::config::WatchdogConfig;
+use crate::db::OneBatch;
 use crate::domain::{Principal, PrincipalRole, RequestContext, ServiceError};
-use crate::entity::{delivery_order, from_db_seq};
+use crate::entity::delivery_order;
 
 /// The actor id of the watchdogs' events.
 pub const WATCHDOG_ACTOR: &str = "watchdog";
@@ -168,15 +169,11 @@ impl Deliveries {
         command: Command,
         ctx: &RequestContext,
     ) -> Result<(), ServiceError> {
-        let id = DeliveryId(row.id);
-        let expected = from_db_seq("version", row.version)?;
-        self.write_once(ctx, async |txn, writes| {
-            self.apply_command(txn, writes, row, command, Role::System, ctx)
-                .await
+        self.write_once(ctx, async |_: &OneBatch, writes| {
+            self.apply_command(writes, row, command, Role::System, ctx)
         })
         .await
         .map(drop)
-        .map_err(|err| contention_as_conflict(err, id, expected))
     }
 }
 

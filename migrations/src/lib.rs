@@ -16,6 +16,7 @@ mod m20261125_000001_index_outbox_by_delivery;
 mod m20261126_000001_index_delivery_order_by_state;
 mod m20261127_000001_create_booking;
 mod m20261128_000001_index_outbox_pending;
+mod m20261129_000001_create_batch_expect;
 
 /// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
 #[derive(Debug)]
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_index_delivery_order_by_state::Migration),
             Box::new(m20261127_000001_create_booking::Migration),
             Box::new(m20261128_000001_index_outbox_pending::Migration),
+            Box::new(m20261129_000001_create_batch_expect::Migration),
         ]
     }
 }

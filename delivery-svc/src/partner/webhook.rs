@@ -17,7 +17,6 @@
 //!   with the report and answered `ignored`: the graph never goes back.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use delivery_core::{
@@ -27,9 +26,7 @@ use delivery_core::{
 use sea_orm::{DatabaseTransaction, EntityTrait};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{
-    Deliveries, StateChanges, claim_message, contention_as_conflict, record_message_result,
-};
+use crate::commands::{Deliveries, StateChanges, claim_message, record_message_result};
 use crate::db::Batch;
 use crate::domain::{RequestContext, ServiceError};
 use crate::entity::{corrupt, delivery_order, from_db_seq, from_json, inbox};
@@ -118,14 +115,11 @@ impl Deliveries {
         ctx: &RequestContext,
     ) -> Result<WebhookOutcome, ServiceError> {
         let consumer = format!("webhook:{}", report.partner);
-        // The version the report was applied to, for a conflict if another change of the
-        // delivery commits first.
-        let read = OnceLock::new();
-        self.write_once(ctx, async |txn, writes| {
+        self.write_once(ctx, async |txn: &DatabaseTransaction, writes| {
             if let Some(first) = claim_message(txn, &consumer, &report.webhook_id, ctx.now).await? {
                 return first_outcome(first);
             }
-            let outcome = self.handle_report(txn, writes, &report, ctx, &read).await?;
+            let outcome = self.handle_report(txn, writes, &report, ctx).await?;
             let handled = HandledReport {
                 event: report.event.clone(),
                 outcome,
@@ -138,20 +132,15 @@ impl Deliveries {
             Ok(outcome)
         })
         .await
-        .map_err(|err| match read.get() {
-            Some(&expected) => contention_as_conflict(err, report.delivery_id, expected),
-            None => err,
-        })
     }
 
-    /// Applies `report` to its delivery as read in `txn`, whose version it sets in `read`.
+    /// Applies `report` to its delivery as read in `txn`.
     async fn handle_report(
         &self,
         txn: &DatabaseTransaction,
         writes: &mut Batch,
         report: &PartnerReport,
         ctx: &RequestContext,
-        read: &OnceLock<u64>,
     ) -> Result<WebhookOutcome, ServiceError> {
         let id = report.delivery_id;
         // Read in the transaction: the verdict below depends on the state. The save still
@@ -161,7 +150,6 @@ impl Deliveries {
             .await?
             .filter(|row| row.partner_id.as_deref() == Some(report.partner.as_str()))
             .ok_or(ServiceError::NotFound(id))?;
-        let _first = read.set(from_db_seq("version", row.version)?);
         let current: DeliveryState = row
             .state
             .parse()
@@ -169,9 +157,7 @@ impl Deliveries {
         let command = report.event.command()?;
         let transition = command.transition();
         if current.allowed_transitions().contains(&transition) {
-            let made = self
-                .apply_command(txn, writes, row, command, Role::Partner, ctx)
-                .await?;
+            let made = self.apply_command(writes, row, command, Role::Partner, ctx)?;
             return Ok(WebhookOutcome {
                 handling: Handling::Applied,
                 delivery_id: id,
