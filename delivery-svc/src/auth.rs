@@ -9,7 +9,7 @@
 //!   says which role may call which endpoint; the HTTP layer enforces it, `docs/security.md`
 //!   shows it and the tests walk it cell by cell. Which transition a role may make comes from
 //!   graph.yaml through [`PrincipalRole::graph_role`]. Object-level rules (a customer only its own deliveries)
-//!   are the domain layer's, in the same transaction as the change.
+//!   are the domain layer's, checked on the row the change saves.
 
 use std::fmt;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The write side: every change to a delivery order writes the order, its event, the
 //! outbox message, the read models and (when the request has an `Idempotency-Key`) the
 //! stored outcome — all of them or none: in one batch of writes, which on PostgreSQL is
-//! one statement, in a transaction only where the command writes before it (ADR 0009).
+//! one statement outside a transaction, on SQLite in a write transaction (ADR 0009).
 //!
 //! Concurrency is optimistic: a transition reads the order, applies the command through
 //! delivery-core and saves with `UPDATE … WHERE version = <read>`. Whoever commits first
@@ -20,12 +20,10 @@ use delivery_core::{
     DeliveryId, DeliveryOrder, DeliverySnapshot, DeliveryState, EventMeta, GraphVersion,
     OrderingId, PhysicalLines, Role,
 };
-use sea_orm::prelude::Expr;
 use sea_orm::sea_query::{Condition, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, Iterable, PrimaryKeyToColumn,
-    PrimaryKeyTrait, QueryFilter, QueryTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -35,7 +33,7 @@ use uuid::Uuid;
 
 use crate::auth::role_name;
 use crate::cache::DeliveryCache;
-use crate::db::{Batch, Guard, OneBatch, WriteScope, is_contention};
+use crate::db::{Batch, Guard, OneBatch, is_contention};
 use crate::domain::{
     IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
     TransitionOutcome,
@@ -130,8 +128,8 @@ impl Deliveries {
     /// system on behalf of the reporting service.
     ///
     /// Each `event_id` is handled once: the inbox row that records it is written in the
-    /// same transaction, so a redelivered event answers [`PaymentOutcome::AlreadyHandled`]
-    /// and changes nothing. An ordering with only e-books is recorded too, and gets no
+    /// same batch, so a redelivered event answers [`PaymentOutcome::AlreadyHandled`] and
+    /// changes nothing, also when the two handlings run at once. An ordering with only e-books is recorded too, and gets no
     /// delivery order.
     pub async fn ingest_payment(
         &self,
@@ -149,26 +147,40 @@ impl Deliveries {
                 "only a service principal reports payments".into(),
             ));
         }
-        self.write_once(ctx, async |txn: &DatabaseTransaction, writes| {
-            self.handle_payment(txn, writes, payment, ctx).await
-        })
+        let message_id = payment.event_id.to_string();
+        let written = self
+            .write_once(ctx, async |db, writes| {
+                if let Some(first) = find_message(db, PAYMENT_CONSUMER, &message_id).await? {
+                    return first_handling_of_payment(first);
+                }
+                let outcome = self.handle_payment(writes, payment, ctx)?;
+                writes.push(&record_message(
+                    PAYMENT_CONSUMER,
+                    &message_id,
+                    &outcome,
+                    ctx.now,
+                )?);
+                Ok(outcome)
+            })
+            .await;
+        self.handled_meanwhile(
+            written,
+            PAYMENT_CONSUMER,
+            &message_id,
+            first_handling_of_payment,
+        )
         .await
     }
 
-    async fn handle_payment(
+    /// Adds to `writes` what `payment` makes: the ordering and a delivery order for its
+    /// physical lines, or nothing.
+    fn handle_payment(
         &self,
-        txn: &DatabaseTransaction,
         writes: &mut Batch,
         payment: PaymentSucceeded,
         ctx: &RequestContext,
     ) -> Result<PaymentOutcome, ServiceError> {
-        let message_id = payment.event_id.to_string();
-        if let Some(first) = claim_message(txn, PAYMENT_CONSUMER, &message_id, ctx.now).await? {
-            return Ok(PaymentOutcome::AlreadyHandled {
-                delivery_id: delivery_created_by(first)?,
-            });
-        }
-        let outcome = match PhysicalLines::from_ordering(payment.lines) {
+        Ok(match PhysicalLines::from_ordering(payment.lines) {
             Err(_nothing_to_deliver) => PaymentOutcome::NothingToDeliver,
             Ok(lines) => {
                 let details = DeliveryDetails {
@@ -186,13 +198,27 @@ impl Deliveries {
                 self.open_delivery(writes, order, creation, ctx)?;
                 PaymentOutcome::Created { delivery_id }
             }
+        })
+    }
+
+    /// For a message of `consumer` whose handling ended as `written`: if that failed and
+    /// the inbox now records the message, a concurrent handling recorded it first (its
+    /// inbox row was in this one's way), and the answer is that handling's, from
+    /// `first`; else `written` as it is.
+    pub(crate) async fn handled_meanwhile<T>(
+        &self,
+        written: Result<T, ServiceError>,
+        consumer: &str,
+        message_id: &str,
+        first: impl FnOnce(inbox::Model) -> Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
+        let Err(err) = written else {
+            return written;
         };
-        writes.push(&record_message_result(
-            PAYMENT_CONSUMER,
-            &message_id,
-            &outcome,
-        )?);
-        Ok(outcome)
+        match find_message(&self.db, consumer, message_id).await? {
+            Some(row) => first(row),
+            None => Err(err),
+        }
     }
 
     /// Applies `command` to delivery `id` on behalf of the caller.
@@ -202,7 +228,7 @@ impl Deliveries {
     /// other delivery is [`ServiceError::NotFound`], so that its existence does not leak.
     /// Service principals may not make transitions at all. The graph then checks the
     /// role and the transition. A REDELIVER resolution creates the replacement delivery
-    /// order in the same transaction.
+    /// order in the same batch of writes.
     pub async fn transition(
         &self,
         id: DeliveryId,
@@ -220,7 +246,7 @@ impl Deliveries {
         let written = self
             .write_once_after(
                 ctx,
-                async |db: &OneBatch| find_in_scope_with_key(db, id, &scope, ctx).await,
+                async |db| find_in_scope_with_key(db, id, &scope, ctx).await,
                 async |_db, writes, row| self.apply_command(writes, row, command, role, ctx),
             )
             .await;
@@ -292,44 +318,41 @@ impl Deliveries {
         })
     }
 
-    /// Runs `work` in one write scope `S` and commits it, at most once per
+    /// Runs `work` in a [`OneBatch`] scope and commits it, at most once per
     /// `Idempotency-Key` of the caller.
     ///
-    /// `work` runs what it must see the result of (an inbox claim, which needs a
-    /// transaction for `S`) and adds its writes, a guarded save included, to a [`Batch`],
-    /// which runs with the stored key after them, before the commit: so `work` must not
-    /// read what it added. A command whose only writes are the batch takes [`OneBatch`].
-    /// If the guarded save loses a race, the answer is [`ServiceError::Conflict`] with the
-    /// version it expected.
+    /// `work` reads what it needs and adds its writes, a guarded save included, to a
+    /// [`Batch`], which runs with the stored key after them, before the commit: so `work`
+    /// must not read what it added, and writes nothing but the batch. If the guarded save
+    /// loses a race, the answer is [`ServiceError::Conflict`] with the version it expected.
     ///
-    /// The key is looked up first, in the same scope: a key used before with the
-    /// same fingerprint returns the stored outcome and writes nothing; with another
-    /// fingerprint it is [`ServiceError::IdempotencyKeyReused`]. A new key is stored with
-    /// the outcome, in the batch: one insert, no claim to update afterwards. Two requests
+    /// The key is looked up first: a key used before with the same fingerprint returns
+    /// the stored outcome and writes nothing; with another fingerprint it is
+    /// [`ServiceError::IdempotencyKeyReused`]. A new key is stored with the outcome, in
+    /// the batch. Two requests
     /// with one key at once both find it new; the later to write then finds the earlier's
     /// change or key in its way and fails, and, finding the key stored, answers as the
     /// earlier did.
     ///
-    /// Only successful outcomes are stored. A failed request rolls its transaction back,
-    /// so the client may retry it with the same key: a conflict or a refusal describes the
+    /// Only successful outcomes are stored. A failed request writes nothing, so the
+    /// client may retry it with the same key: a conflict or a refusal describes the
     /// delivery at that moment, not the request, and replaying it forever would turn a
     /// "retry" answer into a permanent one.
     ///
     /// The changes are logged on the `audit` target once they are committed, and only
     /// then: a replay changed nothing and is not logged again.
-    pub(crate) async fn write_once<S, T, W>(
+    pub(crate) async fn write_once<T, W>(
         &self,
         ctx: &RequestContext,
         work: W,
     ) -> Result<T, ServiceError>
     where
-        S: WriteScope,
         T: Serialize + DeserializeOwned + StateChanges,
-        W: AsyncFnOnce(&S, &mut Batch) -> Result<T, ServiceError>,
+        W: AsyncFnOnce(&OneBatch, &mut Batch) -> Result<T, ServiceError>,
     {
         self.write_once_after(
             ctx,
-            async |scope: &S| Ok(((), find_key(scope, ctx).await?)),
+            async |scope| Ok(((), find_key(scope, ctx).await?)),
             async |scope, writes, ()| work(scope, writes).await,
         )
         .await
@@ -339,19 +362,18 @@ impl Deliveries {
     /// read whose failure must come first), whose result `work` takes. `prepare` also
     /// looks up the caller's key, in the same statement where it can ([`find_key`] where
     /// it cannot).
-    pub(crate) async fn write_once_after<S, T, R, P, W>(
+    pub(crate) async fn write_once_after<T, R, P, W>(
         &self,
         ctx: &RequestContext,
         prepare: P,
         work: W,
     ) -> Result<T, ServiceError>
     where
-        S: WriteScope,
         T: Serialize + DeserializeOwned + StateChanges,
-        P: AsyncFnOnce(&S) -> Result<(R, Earlier), ServiceError>,
-        W: AsyncFnOnce(&S, &mut Batch, R) -> Result<T, ServiceError>,
+        P: AsyncFnOnce(&OneBatch) -> Result<(R, Earlier), ServiceError>,
+        W: AsyncFnOnce(&OneBatch, &mut Batch, R) -> Result<T, ServiceError>,
     {
-        let scope = S::begin(&self.db).await?;
+        let scope = OneBatch::begin(&self.db).await?;
         let (prepared, earlier) = prepare(&scope).await?;
         if let (Some(earlier), Some(key)) = (earlier, &ctx.idempotency) {
             return replay(earlier, key);
@@ -657,47 +679,48 @@ fn remember_ordering(
     ))
 }
 
-/// Claims `message_id` for `consumer` in the inbox: `None` the first time, else the row
-/// of the first handling.
-pub(crate) async fn claim_message(
-    txn: &DatabaseTransaction,
+/// The inbox row of `message_id` for `consumer`, if a handling recorded it.
+pub(crate) async fn find_message(
+    db: &impl ConnectionTrait,
     consumer: &str,
     message_id: &str,
-    now: DateTime<Utc>,
 ) -> Result<Option<inbox::Model>, DbErr> {
-    let claim = inbox::ActiveModel {
-        consumer: Set(consumer.to_owned()),
-        message_id: Set(message_id.to_owned()),
-        handled_at: Set(now),
-        result: Set(None),
-    };
-    insert_or_find(txn, claim, (consumer.to_owned(), message_id.to_owned())).await
+    inbox::Entity::find_by_id((consumer.to_owned(), message_id.to_owned()))
+        .one(db)
+        .await
 }
 
-/// The write that records what handling the message did.
-pub(crate) fn record_message_result(
+/// The write that records `message_id` as handled by `consumer`, with what handling it
+/// did. A concurrent handling of the same message that records it first makes this
+/// write, and its batch, fail on the inbox's key.
+pub(crate) fn record_message(
     consumer: &str,
     message_id: &str,
     result: &impl Serialize,
-) -> Result<sea_orm::UpdateMany<inbox::Entity>, DbErr> {
-    Ok(inbox::Entity::update_many()
-        .col_expr(inbox::Column::Result, Expr::value(to_json(result)?))
-        .filter(inbox::Column::Consumer.eq(consumer))
-        .filter(inbox::Column::MessageId.eq(message_id)))
+    now: DateTime<Utc>,
+) -> Result<sea_orm::Insert<inbox::ActiveModel>, DbErr> {
+    Ok(inbox::Entity::insert(inbox::ActiveModel {
+        consumer: Set(consumer.to_owned()),
+        message_id: Set(message_id.to_owned()),
+        handled_at: Set(now),
+        result: Set(Some(to_json(result)?)),
+    }))
 }
 
-/// The delivery order the first handling of a payment event created, if any.
-fn delivery_created_by(first: inbox::Model) -> Result<Option<DeliveryId>, DbErr> {
+/// How a payment event handled before is answered: with the delivery order its first
+/// handling created, if any.
+fn first_handling_of_payment(first: inbox::Model) -> Result<PaymentOutcome, ServiceError> {
     let result = first.result.ok_or_else(|| {
         corrupt(format!(
             "inbox {}: handled without a result",
             first.message_id
         ))
     })?;
-    Ok(match from_json("inbox.result", result)? {
+    let delivery_id = match from_json("inbox.result", result)? {
         PaymentOutcome::Created { delivery_id } => Some(delivery_id),
         PaymentOutcome::NothingToDeliver | PaymentOutcome::AlreadyHandled { .. } => None,
-    })
+    };
+    Ok(PaymentOutcome::AlreadyHandled { delivery_id })
 }
 
 /// The request that used the caller's `Idempotency-Key` before, if any.
@@ -711,34 +734,6 @@ async fn find_key(db: &impl ConnectionTrait, ctx: &RequestContext) -> Result<Ear
     idempotency_key::Entity::find_by_id((ctx.principal.subject.clone(), key.key.clone()))
         .one(db)
         .await
-}
-
-/// Inserts `row` unless a row with the same primary key `key` exists: `None` when it was
-/// inserted, else the existing row. When a concurrent transaction is inserting the same
-/// key, this waits until it commits (and then finds its row) or rolls back (and then
-/// inserts).
-async fn insert_or_find<A>(
-    txn: &DatabaseTransaction,
-    row: A,
-    key: <<A::Entity as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType,
-) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
-where
-    A: ActiveModelTrait,
-    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
-{
-    let primary_key =
-        <A::Entity as EntityTrait>::PrimaryKey::iter().map(PrimaryKeyToColumn::into_column);
-    let inserted = <A::Entity as EntityTrait>::insert(row)
-        .on_conflict(OnConflict::columns(primary_key).do_nothing().to_owned())
-        .exec_without_returning(txn)
-        .await?;
-    if inserted == 1 {
-        return Ok(None);
-    }
-    let existing = <A::Entity as EntityTrait>::find_by_id(key).one(txn).await?;
-    existing
-        .ok_or_else(|| DbErr::RecordNotFound("a row that conflicted on insert is gone".into()))
-        .map(Some)
 }
 
 /// The write that stores the caller's `key` with the outcome to replay.

@@ -130,38 +130,22 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
     Ok(txn)
 }
 
-/// What a command's reads and its [`Batch`] run on, from [`WriteScope::begin`] to
-/// [`WriteScope::commit`]; nothing is written unless it commits.
-pub(crate) trait WriteScope: ConnectionTrait + Sized {
-    async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr>;
-    async fn commit(self) -> Result<(), DbErr>;
-}
-
-/// A write transaction ([`begin_write`]): for a command that writes before its batch.
-impl WriteScope for DatabaseTransaction {
-    async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
-        begin_write(db).await
-    }
-
-    async fn commit(self) -> Result<(), DbErr> {
-        DatabaseTransaction::commit(self).await
-    }
-}
-
-/// The scope of a command whose only writes are its one batch (ADR 0009).
+/// What a command's reads and its one [`Batch`] of writes run on (ADR 0009), from
+/// [`OneBatch::begin`] to [`OneBatch::commit`]; nothing is written unless it commits.
 ///
 /// On PostgreSQL, the pool itself: the batch is one statement, atomic by itself, and the
 /// reads before it need no transaction, because the batch's guards check what they read
 /// (a version, a key that must still be free). That saves the `BEGIN` and `COMMIT` round
-/// trips. On SQLite, a write transaction, whose lock must come before the reads.
+/// trips. On SQLite, a write transaction ([`begin_write`]), whose lock must come before
+/// the reads.
 #[derive(Debug)]
 pub(crate) enum OneBatch {
     Statement(DatabaseConnection),
     Transaction(DatabaseTransaction),
 }
 
-impl WriteScope for OneBatch {
-    async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+impl OneBatch {
+    pub(crate) async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
         Ok(if is_postgres(db) {
             OneBatch::Statement(db.clone())
         } else {
@@ -169,10 +153,17 @@ impl WriteScope for OneBatch {
         })
     }
 
-    async fn commit(self) -> Result<(), DbErr> {
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
         match self {
             OneBatch::Statement(_) => Ok(()),
             OneBatch::Transaction(txn) => txn.commit().await,
+        }
+    }
+
+    fn connection(&self) -> &(dyn ConnectionTrait + Send + Sync) {
+        match self {
+            OneBatch::Statement(db) => db,
+            OneBatch::Transaction(txn) => txn,
         }
     }
 }
@@ -197,15 +188,6 @@ impl ConnectionTrait for OneBatch {
 
     async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         self.connection().query_all(stmt).await
-    }
-}
-
-impl OneBatch {
-    fn connection(&self) -> &(dyn ConnectionTrait + Send + Sync) {
-        match self {
-            OneBatch::Statement(db) => db,
-            OneBatch::Transaction(txn) => txn,
-        }
     }
 }
 
@@ -425,7 +407,7 @@ impl Batch {
         self.writes.push((write.build(self.backend), expect));
     }
 
-    /// Runs the writes on `db`, a [`WriteScope`].
+    /// Runs the writes on `db`: a [`OneBatch`], or a transaction.
     pub(crate) async fn run(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         if self.backend != DatabaseBackend::Postgres {
             for (write, expect) in self.writes {
@@ -549,7 +531,7 @@ mod tests {
 /// changes the wrong number of rows must undo the others by failing their statement.
 #[cfg(test)]
 mod one_statement_tests {
-    use super::{Batch, DbErr, Guard, OneBatch, WriteScope, connect, is_contention, migrate};
+    use super::{Batch, DbErr, Guard, OneBatch, connect, is_contention, migrate};
     use crate::entity::{delivery_order, ordering};
     use delivery_core::DeliveryId;
     use sea_orm::prelude::Expr;

@@ -3,8 +3,9 @@
 //!
 //! Data flows one way: an HTTP request is authenticated ([`auth`]) and handled by a thin
 //! handler ([`http`]) that calls the domain layer ([`domain`]); a command ([`commands`])
-//! loads the order, applies the transition through `delivery_core`, and in one transaction
-//! writes the order, its event, the outbox row and the read models ([`projection`]); queries
+//! loads the order, applies the transition through `delivery_core`, and in one batch of
+//! writes, all or nothing, writes the order, its event, the outbox row and the read models
+//! ([`projection`]); queries
 //! ([`queries`]) read only the read models.
 //!
 //! Messaging ([`messaging`]) runs beside it: the payment consumer calls the same domain

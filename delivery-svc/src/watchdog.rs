@@ -9,7 +9,7 @@
 //!
 //! How long a delivery has been in its state is measured from its last event
 //! (`delivery_order.updated_at`: every event changes the state), which the index
-//! `ix_delivery_order_state_updated_at` serves. Each due delivery is moved in a transaction
+//! `ix_delivery_order_state_updated_at` serves. Each due delivery is moved in a batch of writes
 //! of its own through the write path every transition takes, with its version checked: when
 //! several instances run the watchdogs at once, one of them makes each transition and the
 //! others find the version changed and count a lost race. Nothing is ever done twice.

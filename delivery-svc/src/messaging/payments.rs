@@ -1,6 +1,6 @@
 //! The payment consumer: `payment.succeeded` messages from the `payments` exchange, each
 //! handled by [`Deliveries::ingest_payment`] — the same call as `POST
-//! /v1/payment-events` — and settled after its transaction has committed or failed.
+//! /v1/payment-events` — and settled after its writes have committed or failed.
 //!
 //! - handled (a delivery order created, nothing to deliver, or a duplicate that the inbox
 //!   recognised): acknowledged;

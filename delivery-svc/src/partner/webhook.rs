@@ -6,7 +6,7 @@
 //! (docs/adr/0003-partner-webhooks.md):
 //!
 //! - Each `webhook-id` is handled once: its inbox row (consumer `webhook:<partner>`) is
-//!   written in the transaction of the change, so a repeat answers `duplicate` with what the
+//!   written in the batch of the change, so a repeat answers `duplicate` with what the
 //!   first did, and changes nothing.
 //! - A report the graph allows now is applied (`applied`).
 //! - A report that comes too early, from a state that can still reach the transition's
@@ -23,11 +23,11 @@ use delivery_core::{
     Command, Deliver, DeliveryId, DeliveryState, Fail, FailureReason, PartnerOrderNumber, PickUp,
     Role, Text, TransitionError,
 };
-use sea_orm::{DatabaseTransaction, EntityTrait};
+use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{Deliveries, StateChanges, claim_message, record_message_result};
-use crate::db::Batch;
+use crate::commands::{Deliveries, StateChanges, find_message, record_message};
+use crate::db::{Batch, OneBatch};
 use crate::domain::{RequestContext, ServiceError};
 use crate::entity::{corrupt, delivery_order, from_db_seq, from_json, inbox};
 
@@ -107,7 +107,7 @@ impl Deliveries {
     ///
     /// A delivery that does not exist or is not assigned to the partner is
     /// [`ServiceError::NotFound`]; a report that comes too early is
-    /// [`TransitionError::NotAllowed`]. Either way nothing is written, the inbox claim
+    /// [`TransitionError::NotAllowed`]. Either way nothing is written, the inbox row
     /// included, so the partner's retry is handled afresh.
     pub async fn apply_partner_report(
         &self,
@@ -115,38 +115,43 @@ impl Deliveries {
         ctx: &RequestContext,
     ) -> Result<WebhookOutcome, ServiceError> {
         let consumer = format!("webhook:{}", report.partner);
-        self.write_once(ctx, async |txn: &DatabaseTransaction, writes| {
-            if let Some(first) = claim_message(txn, &consumer, &report.webhook_id, ctx.now).await? {
-                return first_outcome(first);
-            }
-            let outcome = self.handle_report(txn, writes, &report, ctx).await?;
-            let handled = HandledReport {
-                event: report.event.clone(),
-                outcome,
-            };
-            writes.push(&record_message_result(
-                &consumer,
-                &report.webhook_id,
-                &handled,
-            )?);
-            Ok(outcome)
-        })
-        .await
+        let written = self
+            .write_once(ctx, async |db, writes| {
+                if let Some(first) = find_message(db, &consumer, &report.webhook_id).await? {
+                    return first_outcome(first);
+                }
+                let outcome = self.handle_report(db, writes, &report, ctx).await?;
+                let handled = HandledReport {
+                    event: report.event.clone(),
+                    outcome,
+                };
+                writes.push(&record_message(
+                    &consumer,
+                    &report.webhook_id,
+                    &handled,
+                    ctx.now,
+                )?);
+                Ok(outcome)
+            })
+            .await;
+        self.handled_meanwhile(written, &consumer, &report.webhook_id, first_outcome)
+            .await
     }
 
-    /// Applies `report` to its delivery as read in `txn`.
+    /// Applies `report` to its delivery as read on `db`.
     async fn handle_report(
         &self,
-        txn: &DatabaseTransaction,
+        db: &OneBatch,
         writes: &mut Batch,
         report: &PartnerReport,
         ctx: &RequestContext,
     ) -> Result<WebhookOutcome, ServiceError> {
         let id = report.delivery_id;
-        // Read in the transaction: the verdict below depends on the state. The save still
-        // checks the version, for PostgreSQL, where this read takes no lock.
+        // The verdict below depends on the state read here, without a lock: the save checks
+        // that the version is still the one read. A report found moot stays moot, since
+        // the graph never leads back.
         let row = delivery_order::Entity::find_by_id(id.0)
-            .one(txn)
+            .one(db)
             .await?
             .filter(|row| row.partner_id.as_deref() == Some(report.partner.as_str()))
             .ok_or(ServiceError::NotFound(id))?;
