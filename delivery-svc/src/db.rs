@@ -7,16 +7,20 @@ use std::time::Duration;
 use delivery_core::DeliveryId;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::prelude::async_trait::async_trait;
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{LockBehavior, LockType, Values};
 use sea_orm::sqlx::error::DatabaseError;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
+use sea_orm::sqlx::query::Query;
 use sea_orm::sqlx::sqlite::{SqliteError, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, ExecResult, QueryResult, QuerySelect, QueryTrait, RuntimeErr,
     SqlxPostgresConnector, Statement, TransactionTrait,
 };
+use sea_query_binder::SqlxValues;
+use tokio::sync::Mutex;
 
 /// How long a SQLite connection waits for another connection's write lock before it gives
 /// up with `database is locked`.
@@ -133,21 +137,28 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 /// What a command's reads and its one [`Batch`] of writes run on (ADR 0009), from
 /// [`OneBatch::begin`] to [`OneBatch::commit`]; nothing is written unless it commits.
 ///
-/// On PostgreSQL, the pool itself: the batch is one statement, atomic by itself, and the
-/// reads before it need no transaction, because the batch's guards check what they read
-/// (a version, a key that must still be free). That saves the `BEGIN` and `COMMIT` round
-/// trips. On SQLite, a write transaction ([`begin_write`]), whose lock must come before
-/// the reads.
+/// On PostgreSQL, one pooled connection outside a transaction: the batch is one
+/// statement, atomic by itself, and the reads before it need no transaction, because the
+/// batch's guards check what they read (a version, a key that must still be free). That
+/// saves the `BEGIN` and `COMMIT` round trips. The connection is held from the first read
+/// to the batch, so a command waits for the pool once. On SQLite, a write transaction
+/// ([`begin_write`]), whose lock must come before the reads.
 #[derive(Debug)]
 pub(crate) enum OneBatch {
-    Statement(DatabaseConnection),
+    Statement(Mutex<PoolConnection<Postgres>>),
     Transaction(DatabaseTransaction),
 }
 
 impl OneBatch {
     pub(crate) async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
         Ok(if is_postgres(db) {
-            OneBatch::Statement(db.clone())
+            let pool = db.get_postgres_connection_pool();
+            OneBatch::Statement(Mutex::new(pool.acquire().await.map_err(|err| {
+                DbErr::ConnectionAcquire(match err {
+                    sea_orm::sqlx::Error::PoolTimedOut => ConnAcquireErr::Timeout,
+                    _ => ConnAcquireErr::ConnectionClosed,
+                })
+            })?))
         } else {
             OneBatch::Transaction(begin_write(db).await?)
         })
@@ -159,35 +170,65 @@ impl OneBatch {
             OneBatch::Transaction(txn) => txn.commit().await,
         }
     }
+}
 
-    fn connection(&self) -> &(dyn ConnectionTrait + Send + Sync) {
-        match self {
-            OneBatch::Statement(db) => db,
-            OneBatch::Transaction(txn) => txn,
-        }
-    }
+/// sea-orm's statement as sqlx runs it, its values bound as sea-orm binds them.
+fn bound(stmt: &Statement) -> Query<'_, Postgres, SqlxValues> {
+    let values = stmt.values.clone().unwrap_or(Values(Vec::new()));
+    sea_orm::sqlx::query_with(&stmt.sql, SqlxValues(values))
 }
 
 #[async_trait]
 impl ConnectionTrait for OneBatch {
     fn get_database_backend(&self) -> DatabaseBackend {
-        self.connection().get_database_backend()
+        match self {
+            OneBatch::Statement(_) => DatabaseBackend::Postgres,
+            OneBatch::Transaction(txn) => txn.get_database_backend(),
+        }
     }
 
     async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.connection().execute(stmt).await
+        match self {
+            OneBatch::Statement(conn) => bound(&stmt)
+                .execute(&mut **conn.lock().await)
+                .await
+                .map(ExecResult::from)
+                .map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(err))),
+            OneBatch::Transaction(txn) => txn.execute(stmt).await,
+        }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.connection().execute_unprepared(sql).await
+        match self {
+            // One statement, prepared like any other.
+            OneBatch::Statement(_) => {
+                self.execute(Statement::from_string(DatabaseBackend::Postgres, sql))
+                    .await
+            }
+            OneBatch::Transaction(txn) => txn.execute_unprepared(sql).await,
+        }
     }
 
     async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.connection().query_one(stmt).await
+        match self {
+            OneBatch::Statement(conn) => bound(&stmt)
+                .fetch_optional(&mut **conn.lock().await)
+                .await
+                .map(|row| row.map(QueryResult::from))
+                .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
+            OneBatch::Transaction(txn) => txn.query_one(stmt).await,
+        }
     }
 
     async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.connection().query_all(stmt).await
+        match self {
+            OneBatch::Statement(conn) => bound(&stmt)
+                .fetch_all(&mut **conn.lock().await)
+                .await
+                .map(|rows| rows.into_iter().map(QueryResult::from).collect())
+                .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
+            OneBatch::Transaction(txn) => txn.query_all(stmt).await,
+        }
     }
 }
 
