@@ -129,8 +129,8 @@ impl Deliveries {
     ///
     /// Each `event_id` is handled once: the inbox row that records it is written in the
     /// same batch, so a redelivered event answers [`PaymentOutcome::AlreadyHandled`] and
-    /// changes nothing, also when the two handlings run at once. An ordering with only e-books is recorded too, and gets no
-    /// delivery order.
+    /// changes nothing, also when the two handlings run at once. An ordering with only
+    /// e-books is recorded too, and gets no delivery order.
     pub async fn ingest_payment(
         &self,
         payment: PaymentSucceeded,
