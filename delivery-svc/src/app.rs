@@ -93,8 +93,9 @@ impl App {
         if let Some(redis) = &redis {
             deliveries = deliveries.with_cache(DeliveryCache::new(redis.clone()));
         }
+        // Opened as the workers first use it: an API-only process never does.
         let background_pool =
-            db::connect(&config.database_url, config.pools.worker_pool_size).await?;
+            db::connect_on_first_use(&config.database_url, config.pools.worker_pool_size).await?;
         Ok(App {
             background: deliveries.clone().with_db(background_pool),
             deliveries,

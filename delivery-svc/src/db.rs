@@ -27,20 +27,53 @@ use tokio::sync::Mutex;
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens a pool of `size` connections for `url`: `sqlite://path?mode=rwc` or
-/// `postgres://…`. SQLite has one writer at a time whatever the pool size; more
+/// `postgres://…`, with one connection open at once, so that a database that cannot be
+/// reached fails here. SQLite has one writer at a time whatever the pool size; more
 /// connections serve concurrent readers (WAL lets them read while one writes).
 ///
 /// SQLite connections are set up by sqlx as each one opens (pragmas are per connection):
 /// WAL journal (readers do not block the writer), a busy timeout, foreign keys enforced,
 /// and `synchronous = NORMAL`, which is durable at every checkpoint and safe with WAL.
 pub async fn connect(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, DbErr> {
+    open(url, size, Opening::Now).await
+}
+
+/// [`connect`], opening no connection until one is used: for a pool a process may never
+/// use, like the workers' pool of an API-only process.
+pub async fn connect_on_first_use(
+    url: &str,
+    size: NonZeroU32,
+) -> Result<DatabaseConnection, DbErr> {
+    open(url, size, Opening::OnFirstUse).await
+}
+
+/// When a pool opens its first connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    Now,
+    OnFirstUse,
+}
+
+impl Opening {
+    /// The connections the pool keeps open: one, or none until used (sqlx would open the
+    /// minimum at once even for a lazy pool).
+    fn min_connections(self) -> u32 {
+        match self {
+            Opening::Now => 1,
+            Opening::OnFirstUse => 0,
+        }
+    }
+}
+
+async fn open(url: &str, size: NonZeroU32, opening: Opening) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return connect_postgres(url, size).await;
+        return connect_postgres(url, size, opening).await;
     }
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(size.get())
-        .min_connections(1)
+        .min_connections(opening.min_connections())
+        .connect_lazy(opening == Opening::OnFirstUse)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         // sea-orm logs every statement itself, at debug level through `tracing`.
         .sqlx_logging(false)
@@ -66,13 +99,17 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 /// command. sqlx pings a connection as it goes back to the pool anyway, so one idle under
 /// a second was checked under a second ago; one that has died since fails its statement
 /// as a lost connection ([`is_transient`]), which is answered busy and retried.
-async fn connect_postgres(url: &str, size: NonZeroU32) -> Result<DatabaseConnection, DbErr> {
+async fn connect_postgres(
+    url: &str,
+    size: NonZeroU32,
+    opening: Opening,
+) -> Result<DatabaseConnection, DbErr> {
     let options: PgConnectOptions = url
         .parse()
         .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(err)))?;
     let pool = PgPoolOptions::new()
         .max_connections(size.get())
-        .min_connections(1)
+        .min_connections(opening.min_connections())
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
         .before_acquire(|connection, meta| {
@@ -82,10 +119,15 @@ async fn connect_postgres(url: &str, size: NonZeroU32) -> Result<DatabaseConnect
                 }
                 Ok(true)
             })
-        })
-        .connect_with(options.disable_statement_logging())
-        .await
-        .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(err)))?;
+        });
+    let options = options.disable_statement_logging();
+    let pool = match opening {
+        Opening::Now => pool
+            .connect_with(options)
+            .await
+            .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(err)))?,
+        Opening::OnFirstUse => pool.connect_lazy_with(options),
+    };
     Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }
 
@@ -523,7 +565,8 @@ fn shift_placeholders(sql: &str, by: usize, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{DbErr, Expect, shift_placeholders};
+    use super::{DbErr, Expect, connect, connect_on_first_use, shift_placeholders};
+    use std::num::NonZeroU32;
 
     #[test]
     fn only_a_guarded_write_that_changed_nothing_is_a_lost_race() {
@@ -550,6 +593,18 @@ mod tests {
                     "{expect:?} {changed}"
                 );
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pool_opened_on_first_use_needs_no_database_until_then() {
+        // Neither can be opened: nothing listens on port 1, the directory does not exist.
+        // (Only SQLite's refusal is quick enough to wait for: sqlx retries a refused TCP
+        // connection until the acquire timeout.)
+        let sqlite = "sqlite:///nonexistent-directory/none.db";
+        assert!(connect(sqlite, NonZeroU32::MIN).await.is_err());
+        for url in ["postgres://nobody@127.0.0.1:1/none", sqlite] {
+            connect_on_first_use(url, NonZeroU32::MIN).await.expect(url);
         }
     }
 
