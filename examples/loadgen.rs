@@ -755,7 +755,7 @@ impl Load {
 
     /// How the delivery comes to exist over RabbitMQ: the payment service publishes the
     /// payment; once its `delivery.created` event is out (the read side is written in the
-    /// same transaction), the customer reads the ordering's deliveries. Times the way from
+    /// same batch), the customer reads the ordering's deliveries. Times the way from
     /// publish to that answer. Returns the new delivery's id.
     async fn start_by_payment_message(
         &self,

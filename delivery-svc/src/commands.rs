@@ -201,10 +201,12 @@ impl Deliveries {
         })
     }
 
-    /// For a message of `consumer` whose handling ended as `written`: if that failed and
-    /// the inbox now records the message, a concurrent handling recorded it first (its
-    /// inbox row was in this one's way), and the answer is that handling's, from
-    /// `first`; else `written` as it is.
+    /// For a message of `consumer` whose handling ended as `written`: if its batch failed
+    /// where a concurrent handling of the same message would make it fail (the inbox key,
+    /// or the delivery both changed) and the inbox now records the message, that handling
+    /// came first, and the answer is its, from `first`; else `written` as it is. A refusal
+    /// of the request itself (a reused idempotency key, a transition not allowed) stays
+    /// what it is.
     pub(crate) async fn handled_meanwhile<T>(
         &self,
         written: Result<T, ServiceError>,
@@ -212,8 +214,9 @@ impl Deliveries {
         message_id: &str,
         first: impl FnOnce(inbox::Model) -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
-        let Err(err) = written else {
-            return written;
+        let err = match written {
+            Err(err @ (ServiceError::Database(_) | ServiceError::Conflict { .. })) => err,
+            other => return other,
         };
         match find_message(&self.db, consumer, message_id).await? {
             Some(row) => first(row),

@@ -177,7 +177,8 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 }
 
 /// What a command's reads and its one [`Batch`] of writes run on (ADR 0009), from
-/// [`OneBatch::begin`] to [`OneBatch::commit`]; nothing is written unless it commits.
+/// [`OneBatch::begin`] to [`OneBatch::commit`]. On PostgreSQL the batch commits as it
+/// runs and `commit` has nothing left to do; on SQLite nothing is written until `commit`.
 ///
 /// On PostgreSQL, one pooled connection outside a transaction: the batch is one
 /// statement, atomic by itself, and the reads before it need no transaction, because the
@@ -442,6 +443,11 @@ impl Expect {
 
     /// The column of a batch statement's answer that reports the write `w{index}`, with
     /// the check that fails the statement when the count is wrong.
+    ///
+    /// PostgreSQL evaluates the answer's columns in order, each running its write on
+    /// first use, and the guarded save is pushed first: so a lost race raises as a lost
+    /// race (409) before a later write that depends on the same version (the view's)
+    /// finds no row and raises as a fault.
     fn column(self, index: usize) -> String {
         let count = format!("(SELECT count(*) FROM w{index})");
         let checked = match self {

@@ -187,8 +187,10 @@ pub enum ServiceError {
     #[error("invalid input: {0}")]
     Invalid(String),
     /// The database cannot take the request now: a lock not granted within the busy
-    /// timeout, no pooled connection free in time, the connection lost. Nothing was
-    /// changed, and the same request may be retried (503 with `Retry-After`).
+    /// timeout, no pooled connection free in time, the connection lost. The same request
+    /// may be retried (503 with `Retry-After`): nothing was changed, unless the
+    /// connection was lost after it had sent the batch, which may have committed; the
+    /// retry then meets the change (with the request's idempotency key, its answer).
     #[error("the database is busy: {0}")]
     Busy(#[source] sea_orm::DbErr),
     /// Anything else the database refused, a corrupt record included: a fault of the

@@ -1,5 +1,5 @@
 //! The read side: reads only the read models (`delivery_view`, `delivery_history`), which
-//! the commands keep current in their own transactions (see [`crate::projection`]).
+//! the commands keep current in their own batches of writes (see [`crate::projection`]).
 //!
 //! Who sees what is enforced here, in the query itself: a customer only its own
 //! deliveries, a partner only those assigned to it, operators, admins and services all of

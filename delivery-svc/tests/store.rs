@@ -763,6 +763,35 @@ async fn a_key_reused_for_another_request_is_refused() {
 }
 
 #[tokio::test]
+async fn a_key_reused_for_another_payment_request_is_refused_though_the_event_was_handled() {
+    on_every_backend(async |deliveries| {
+        let payment = payment("ord-1", "cust-1");
+        deliveries
+            .ingest_payment(
+                payment.clone(),
+                &ctx_with_key(&service(), 10, "key-1", "POST /payment-events A"),
+            )
+            .await
+            .expect("first");
+        let counts = row_counts(deliveries).await;
+
+        let reused = deliveries
+            .ingest_payment(
+                payment,
+                &ctx_with_key(&service(), 20, "key-1", "POST /payment-events B"),
+            )
+            .await;
+
+        assert!(
+            matches!(&reused, Err(ServiceError::IdempotencyKeyReused(key)) if key == "key-1"),
+            "{reused:?}"
+        );
+        assert_eq!(row_counts(deliveries).await, counts);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_failed_request_stores_no_outcome_and_may_be_retried_with_its_key() {
     on_every_backend(async |deliveries| {
         let id = new_delivery(deliveries, "cust-1", 0).await;

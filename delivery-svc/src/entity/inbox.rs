@@ -10,7 +10,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub message_id: String,
     pub handled_at: DateTimeUtc,
-    /// `None` only inside the transaction that handles the message.
+    /// What the handling did, written with the row. (Nullable since the rows were claimed
+    /// first and completed later in the same transaction, before ADR 0009.)
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub result: Option<Json>,
 }

@@ -2,7 +2,7 @@
 //! never on the request path (ADR 0006).
 //!
 //! The command that creates a delivery order writes its `booking` row (PENDING) in the same
-//! transaction, so a booking is never lost. The [`Booker`] claims due rows (a lease, so
+//! batch of writes, so a booking is never lost. The [`Booker`] claims due rows (a lease, so
 //! that several workers share them and one that dies hands its rows on), calls
 //! `POST {partner}/v1/shipments` with our delivery id as the external id and as
 //! `Idempotency-Key`, and records the outcome:
