@@ -753,11 +753,7 @@ async fn a_key_reused_for_another_request_is_refused() {
             )
             .await;
 
-        assert!(
-            matches!(&reused, Err(ServiceError::IdempotencyKeyReused(key)) if key == "key-1"),
-            "{reused:?}"
-        );
-        assert_eq!(row_counts(deliveries).await, counts);
+        refused_as_reused_writing_nothing(deliveries, reused, counts).await;
     })
     .await;
 }
@@ -782,13 +778,22 @@ async fn a_key_reused_for_another_payment_request_is_refused_though_the_event_wa
             )
             .await;
 
-        assert!(
-            matches!(&reused, Err(ServiceError::IdempotencyKeyReused(key)) if key == "key-1"),
-            "{reused:?}"
-        );
-        assert_eq!(row_counts(deliveries).await, counts);
+        refused_as_reused_writing_nothing(deliveries, reused, counts).await;
     })
     .await;
+}
+
+/// Checks that `reused` was refused for reusing `key-1`, with the row `counts` unchanged.
+async fn refused_as_reused_writing_nothing<T: std::fmt::Debug>(
+    deliveries: &Deliveries,
+    reused: Result<T, ServiceError>,
+    counts: [u64; 7],
+) {
+    assert!(
+        matches!(&reused, Err(ServiceError::IdempotencyKeyReused(key)) if key == "key-1"),
+        "{reused:?}"
+    );
+    assert_eq!(row_counts(deliveries).await, counts);
 }
 
 #[tokio::test]
