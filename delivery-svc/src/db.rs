@@ -215,9 +215,10 @@ impl OneBatch {
     }
 }
 
-/// sea-orm's statement as sqlx runs it, its values bound as sea-orm binds them.
-fn bound(stmt: &Statement) -> Query<'_, Postgres, SqlxValues> {
-    let values = stmt.values.clone().unwrap_or(Values(Vec::new()));
+/// sea-orm's statement as sqlx runs it, its values (moved out, not copied) bound as
+/// sea-orm binds them.
+fn bound(stmt: &mut Statement) -> Query<'_, Postgres, SqlxValues> {
+    let values = stmt.values.take().unwrap_or(Values(Vec::new()));
     sea_orm::sqlx::query_with(&stmt.sql, SqlxValues(values))
 }
 
@@ -230,9 +231,9 @@ impl ConnectionTrait for OneBatch {
         }
     }
 
-    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+    async fn execute(&self, mut stmt: Statement) -> Result<ExecResult, DbErr> {
         match self {
-            OneBatch::Statement(conn) => bound(&stmt)
+            OneBatch::Statement(conn) => bound(&mut stmt)
                 .execute(&mut **conn.lock().await)
                 .await
                 .map(ExecResult::from)
@@ -252,9 +253,9 @@ impl ConnectionTrait for OneBatch {
         }
     }
 
-    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+    async fn query_one(&self, mut stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match self {
-            OneBatch::Statement(conn) => bound(&stmt)
+            OneBatch::Statement(conn) => bound(&mut stmt)
                 .fetch_optional(&mut **conn.lock().await)
                 .await
                 .map(|row| row.map(QueryResult::from))
@@ -263,9 +264,9 @@ impl ConnectionTrait for OneBatch {
         }
     }
 
-    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+    async fn query_all(&self, mut stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self {
-            OneBatch::Statement(conn) => bound(&stmt)
+            OneBatch::Statement(conn) => bound(&mut stmt)
                 .fetch_all(&mut **conn.lock().await)
                 .await
                 .map(|rows| rows.into_iter().map(QueryResult::from).collect())
