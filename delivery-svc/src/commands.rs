@@ -325,8 +325,8 @@ impl Deliveries {
     /// `Idempotency-Key` of the caller.
     ///
     /// `work` reads what it needs and adds its writes, a guarded save included, to a
-    /// [`Batch`], which runs with the stored key after them, before the commit: so `work`
-    /// must not read what it added, and writes nothing but the batch. If the guarded save
+    /// [`Batch`], which runs with the stored key after them as the scope commits: so `work`
+    /// must not read what it added, and it cannot write through the scope. If the guarded save
     /// loses a race, the answer is [`ServiceError::Conflict`] with the version it expected.
     ///
     /// The key is looked up first: a key used before with the same fingerprint returns
@@ -382,13 +382,13 @@ impl Deliveries {
             return replay(earlier, key);
         }
         let mut writes = Batch::new(&scope);
-        let written = async {
+        let written = async move {
             let outcome = work(&scope, &mut writes, prepared).await?;
             if let Some(key) = &ctx.idempotency {
                 writes.push(&store_key(&ctx.principal.subject, key, &outcome, ctx.now)?);
             }
             let guard = writes.guard();
-            writes.run(&scope).await.map_err(|err| match guard {
+            scope.commit(writes).await.map_err(|err| match guard {
                 Some(Guard { delivery, expected }) if is_contention(&err) => {
                     ServiceError::Conflict {
                         id: delivery,
@@ -400,14 +400,11 @@ impl Deliveries {
             Ok(outcome)
         }
         .await;
+        // The scope went with the batch: a failed one's connection is back in the pool.
         let outcome = match written {
             Ok(outcome) => outcome,
-            Err(err) => {
-                drop(scope);
-                return self.answered_meanwhile(ctx, err).await;
-            }
+            Err(err) => return self.answered_meanwhile(ctx, err).await,
         };
-        scope.commit().await?;
         self.outbox_written.notify_one();
         for (delivery_id, from, to) in outcome.state_changes() {
             if from.is_none() {
@@ -586,8 +583,7 @@ fn save_transition(
             delivery: order.id(),
             expected: loaded_version,
         },
-    );
-    Ok(())
+    )
 }
 
 /// Records an event that left the order as `order` (and opened `replacement`, a

@@ -177,8 +177,10 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 }
 
 /// What a command's reads and its one [`Batch`] of writes run on (ADR 0009), from
-/// [`OneBatch::begin`] to [`OneBatch::commit`]. On PostgreSQL the batch commits as it
-/// runs and `commit` has nothing left to do; on SQLite nothing is written until `commit`.
+/// [`OneBatch::begin`] to [`OneBatch::commit`], which runs the batch. Through the scope
+/// itself a command can only read: a write there is refused, so nothing a command changes
+/// escapes its batch. On PostgreSQL the batch commits as it runs; on SQLite nothing is
+/// written until the transaction commits after it.
 ///
 /// On PostgreSQL, one pooled connection outside a transaction: the batch is one
 /// statement, atomic by itself, and the reads before it need no transaction, because the
@@ -187,31 +189,66 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 /// to the batch, so a command waits for the pool once. On SQLite, a write transaction
 /// ([`begin_write`]), whose lock must come before the reads.
 #[derive(Debug)]
-pub(crate) enum OneBatch {
+pub(crate) struct OneBatch(Held);
+
+/// What a [`OneBatch`] holds, and runs its batch on.
+#[derive(Debug)]
+enum Held {
     Statement(Mutex<PoolConnection<Postgres>>),
     Transaction(DatabaseTransaction),
 }
 
+/// What a write through a [`OneBatch`] (not through its batch) is refused with.
+const WRITE_OUTSIDE_THE_BATCH: &str = "a command writes only through its batch";
+
 impl OneBatch {
     pub(crate) async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
-        Ok(if is_postgres(db) {
+        Ok(OneBatch(if is_postgres(db) {
             let pool = db.get_postgres_connection_pool();
-            OneBatch::Statement(Mutex::new(pool.acquire().await.map_err(|err| {
+            Held::Statement(Mutex::new(pool.acquire().await.map_err(|err| {
                 DbErr::ConnectionAcquire(match err {
                     sea_orm::sqlx::Error::PoolTimedOut => ConnAcquireErr::Timeout,
-                    _ => ConnAcquireErr::ConnectionClosed,
+                    other => {
+                        tracing::warn!(error = %other, "no PostgreSQL connection from the pool");
+                        ConnAcquireErr::ConnectionClosed
+                    }
                 })
             })?))
         } else {
-            OneBatch::Transaction(begin_write(db).await?)
-        })
+            Held::Transaction(begin_write(db).await?)
+        }))
     }
 
-    pub(crate) async fn commit(self) -> Result<(), DbErr> {
-        match self {
-            OneBatch::Statement(_) => Ok(()),
-            OneBatch::Transaction(txn) => txn.commit().await,
+    /// Runs `writes` and commits: the one way a command's changes are written.
+    pub(crate) async fn commit(self, writes: Batch) -> Result<(), DbErr> {
+        writes.run(&self.0).await?;
+        match self.0 {
+            Held::Statement(_) => Ok(()),
+            Held::Transaction(txn) => txn.commit().await,
         }
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for OneBatch {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.0.get_database_backend()
+    }
+
+    async fn execute(&self, _: Statement) -> Result<ExecResult, DbErr> {
+        Err(DbErr::Custom(WRITE_OUTSIDE_THE_BATCH.into()))
+    }
+
+    async fn execute_unprepared(&self, _: &str) -> Result<ExecResult, DbErr> {
+        Err(DbErr::Custom(WRITE_OUTSIDE_THE_BATCH.into()))
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.0.query_one(stmt).await
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.0.query_all(stmt).await
     }
 }
 
@@ -223,55 +260,55 @@ fn bound(stmt: &mut Statement) -> Query<'_, Postgres, SqlxValues> {
 }
 
 #[async_trait]
-impl ConnectionTrait for OneBatch {
+impl ConnectionTrait for Held {
     fn get_database_backend(&self) -> DatabaseBackend {
         match self {
-            OneBatch::Statement(_) => DatabaseBackend::Postgres,
-            OneBatch::Transaction(txn) => txn.get_database_backend(),
+            Held::Statement(_) => DatabaseBackend::Postgres,
+            Held::Transaction(txn) => txn.get_database_backend(),
         }
     }
 
     async fn execute(&self, mut stmt: Statement) -> Result<ExecResult, DbErr> {
         match self {
-            OneBatch::Statement(conn) => bound(&mut stmt)
+            Held::Statement(conn) => bound(&mut stmt)
                 .execute(&mut **conn.lock().await)
                 .await
                 .map(ExecResult::from)
                 .map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(err))),
-            OneBatch::Transaction(txn) => txn.execute(stmt).await,
+            Held::Transaction(txn) => txn.execute(stmt).await,
         }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         match self {
             // One statement, prepared like any other.
-            OneBatch::Statement(_) => {
+            Held::Statement(_) => {
                 self.execute(Statement::from_string(DatabaseBackend::Postgres, sql))
                     .await
             }
-            OneBatch::Transaction(txn) => txn.execute_unprepared(sql).await,
+            Held::Transaction(txn) => txn.execute_unprepared(sql).await,
         }
     }
 
     async fn query_one(&self, mut stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match self {
-            OneBatch::Statement(conn) => bound(&mut stmt)
+            Held::Statement(conn) => bound(&mut stmt)
                 .fetch_optional(&mut **conn.lock().await)
                 .await
                 .map(|row| row.map(QueryResult::from))
                 .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
-            OneBatch::Transaction(txn) => txn.query_one(stmt).await,
+            Held::Transaction(txn) => txn.query_one(stmt).await,
         }
     }
 
     async fn query_all(&self, mut stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self {
-            OneBatch::Statement(conn) => bound(&mut stmt)
+            Held::Statement(conn) => bound(&mut stmt)
                 .fetch_all(&mut **conn.lock().await)
                 .await
                 .map(|rows| rows.into_iter().map(QueryResult::from).collect())
                 .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
-            OneBatch::Transaction(txn) => txn.query_all(stmt).await,
+            Held::Transaction(txn) => txn.query_all(stmt).await,
         }
     }
 }
@@ -481,11 +518,22 @@ impl Batch {
 
     /// Adds the save of `guard`'s delivery, which changes its row unless a concurrent
     /// transaction got there first: the batch then fails as contention, which the caller
-    /// answers as a conflict with `guard`. One per batch.
-    pub(crate) fn push_guarded(&mut self, write: &impl QueryTrait, guard: Guard) {
-        debug_assert!(self.guard.is_none(), "a batch guards one save");
+    /// answers as a conflict with `guard`. One per batch: a lost race is answered with
+    /// one delivery and version, so a second guarded save is refused.
+    pub(crate) fn push_guarded(
+        &mut self,
+        write: &impl QueryTrait,
+        guard: Guard,
+    ) -> Result<(), DbErr> {
+        if let Some(first) = self.guard {
+            return Err(DbErr::Custom(format!(
+                "a batch guards one save: {} already, not {} too",
+                first.delivery, guard.delivery
+            )));
+        }
         self.guard = Some(guard);
         self.push_with(write, Expect::Guarded);
+        Ok(())
     }
 
     /// The save this batch guards, if any.
@@ -630,104 +678,147 @@ mod tests {
     }
 }
 
-/// The batch of a [`OneBatch`] on PostgreSQL runs outside any transaction: a write that
-/// changes the wrong number of rows must undo the others by failing their statement.
 #[cfg(test)]
-mod one_statement_tests {
-    use super::{Batch, DbErr, Guard, OneBatch, connect, is_contention, migrate};
+#[path = "../tests/common/databases.rs"]
+mod test_databases;
+
+/// What a [`OneBatch`] and its [`Batch`] guarantee, on the real databases.
+#[cfg(test)]
+mod scope_tests {
+    use super::test_databases::{on_every_database, on_postgres};
+    use super::{Batch, DbErr, Guard, Held, OneBatch, connect, is_contention, migrate};
     use crate::entity::{delivery_order, ordering};
     use delivery_core::DeliveryId;
     use sea_orm::prelude::Expr;
     use sea_orm::{
-        ActiveValue::Set, ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait,
-        QueryFilter,
+        ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Insert,
+        PaginatorTrait, QueryFilter, QueryTrait, UpdateMany,
     };
     use std::num::NonZeroU32;
 
-    #[tokio::test]
-    async fn a_batch_outside_a_transaction_is_all_or_nothing_on_postgres() {
-        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var_os("REQUIRE_SERVICES").is_none(),
-                "REQUIRE_SERVICES is set but TEST_POSTGRES_URL is not"
-            );
-            println!("skipping PostgreSQL: TEST_POSTGRES_URL not set");
-            return;
-        };
-        let schema = format!("batch_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url).await.expect("PostgreSQL");
-        admin
-            .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .expect("a test schema");
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
-        let db = connect(&url, NonZeroU32::MIN).await.expect("connect");
+    async fn migrated(url: &str) -> DatabaseConnection {
+        let db = connect(url, NonZeroU32::MIN).await.expect("connect");
         migrate(&db).await.expect("migrate");
+        db
+    }
 
-        // Each batch adds an ordering and then changes nothing where it must change a row.
-        let no_delivery = uuid::Uuid::new_v4();
-        let save_of_no_delivery = delivery_order::Entity::update_many()
+    fn ordering(id: &str) -> Insert<ordering::ActiveModel> {
+        ordering::Entity::insert(ordering::ActiveModel {
+            id: Set(id.to_owned()),
+            customer_id: Set("cust-1".into()),
+            payment_id: Set("pay-1".into()),
+            shipping_address: Set(serde_json::json!({})),
+            created_at: Set(chrono::Utc::now()),
+        })
+    }
+
+    /// A save of a delivery that does not exist: it changes no row.
+    fn save_of(delivery: DeliveryId) -> UpdateMany<delivery_order::Entity> {
+        delivery_order::Entity::update_many()
             .col_expr(delivery_order::Column::Version, Expr::value(2))
-            .filter(delivery_order::Column::Id.eq(no_delivery));
-        let ordering = |id: &str| {
-            ordering::Entity::insert(ordering::ActiveModel {
-                id: Set(id.to_owned()),
-                customer_id: Set("cust-1".into()),
-                payment_id: Set("pay-1".into()),
-                shipping_address: Set(serde_json::json!({})),
-                created_at: Set(chrono::Utc::now()),
-            })
-        };
-        let run = async |batch: Batch| {
-            let scope = OneBatch::begin(&db).await.expect("a scope");
-            assert!(matches!(scope, OneBatch::Statement(_)));
-            batch.run(&scope).await
-        };
+            .filter(delivery_order::Column::Id.eq(delivery.0))
+    }
 
-        let mut lost_race = Batch::new(&db);
-        lost_race.push(&ordering("ord-race"));
-        let guard = Guard {
-            delivery: DeliveryId(no_delivery),
+    fn guard(delivery: DeliveryId) -> Guard {
+        Guard {
+            delivery,
             expected: 1,
-        };
-        lost_race.push_guarded(&save_of_no_delivery, guard);
-        let err = run(lost_race)
-            .await
-            .expect_err("a guarded save that missed");
-        assert!(is_contention(&err), "{err:?}");
+        }
+    }
 
-        let mut fault = Batch::new(&db);
-        fault.push(&ordering("ord-fault"));
-        fault.push_expecting(&save_of_no_delivery, 1);
-        let err = run(fault).await.expect_err("a write that changed no row");
-        assert!(!is_contention(&err), "{err:?}");
-        assert!(!matches!(err, DbErr::RecordNotUpdated), "{err:?}");
-
-        let mut fine = Batch::new(&db);
-        fine.push(&ordering("ord-fine"));
-        fine.push_expecting(&save_of_no_delivery, 0);
-        run(fine).await.expect("counts as expected");
-
-        let orderings: Vec<String> = ordering::Entity::find()
-            .all(&db)
+    async fn orderings(db: &DatabaseConnection) -> Vec<String> {
+        ordering::Entity::find()
+            .all(db)
             .await
             .expect("orderings")
             .into_iter()
             .map(|row| row.id)
-            .collect();
-        assert_eq!(orderings, ["ord-fine"]);
-        assert_eq!(
-            delivery_order::Entity::find()
-                .count(&db)
+            .collect()
+    }
+
+    /// A command's writes all go through its batch: nothing else it does through its scope
+    /// can write (so it cannot write outside the batch's all-or-nothing), and the batch
+    /// answers one lost race, so it takes one guarded save.
+    #[tokio::test]
+    async fn a_scope_writes_only_its_batch_with_at_most_one_guard() {
+        on_every_database("scope", async |url| {
+            let db = migrated(&url).await;
+            let scope = OneBatch::begin(&db).await.expect("a scope");
+            let outside = ordering("ord-outside").build(scope.get_database_backend());
+            let refused = |result: Result<_, DbErr>| {
+                matches!(result, Err(DbErr::Custom(message)) if message.contains("only through its batch"))
+            };
+            assert!(refused(scope.execute(outside).await));
+            assert!(refused(
+                scope.execute_unprepared("DELETE FROM ordering").await
+            ));
+
+            let (first, second) = (DeliveryId(uuid::Uuid::new_v4()), DeliveryId(uuid::Uuid::new_v4()));
+            let mut writes = Batch::new(&scope);
+            writes.push(&ordering("ord-batch"));
+            writes
+                .push_guarded(&save_of(first), guard(first))
+                .expect("a batch's first guard");
+            let err = writes
+                .push_guarded(&save_of(second), guard(second))
+                .expect_err("a second guard");
+            assert!(err.to_string().contains("guards one save"), "{err}");
+            assert_eq!(writes.guard(), Some(guard(first)));
+            assert!(is_contention(
+                &scope.commit(writes).await.expect_err("the first guard missed")
+            ));
+            assert!(orderings(&db).await.is_empty());
+            db.close().await.expect("close");
+        })
+        .await;
+    }
+
+    /// The batch of a [`OneBatch`] on PostgreSQL runs outside any transaction: a write that
+    /// changes the wrong number of rows must undo the others by failing their statement.
+    #[tokio::test]
+    async fn a_batch_outside_a_transaction_is_all_or_nothing_on_postgres() {
+        on_postgres("batch", async |url| {
+            let db = migrated(&url).await;
+            // Each batch adds an ordering and then changes nothing where it must change a row.
+            let no_delivery = DeliveryId(uuid::Uuid::new_v4());
+            let run = async |batch: Batch| {
+                let scope = OneBatch::begin(&db).await.expect("a scope");
+                assert!(matches!(scope.0, Held::Statement(_)));
+                scope.commit(batch).await
+            };
+
+            let mut lost_race = Batch::new(&db);
+            lost_race.push(&ordering("ord-race"));
+            lost_race
+                .push_guarded(&save_of(no_delivery), guard(no_delivery))
+                .expect("the batch's one guard");
+            let err = run(lost_race)
                 .await
-                .expect("count"),
-            0
-        );
-        db.close().await.expect("close");
-        admin
-            .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .expect("drop the test schema");
+                .expect_err("a guarded save that missed");
+            assert!(is_contention(&err), "{err:?}");
+
+            let mut fault = Batch::new(&db);
+            fault.push(&ordering("ord-fault"));
+            fault.push_expecting(&save_of(no_delivery), 1);
+            let err = run(fault).await.expect_err("a write that changed no row");
+            assert!(!is_contention(&err), "{err:?}");
+            assert!(!matches!(err, DbErr::RecordNotUpdated), "{err:?}");
+
+            let mut fine = Batch::new(&db);
+            fine.push(&ordering("ord-fine"));
+            fine.push_expecting(&save_of(no_delivery), 0);
+            run(fine).await.expect("counts as expected");
+
+            assert_eq!(orderings(&db).await, ["ord-fine"]);
+            assert_eq!(
+                delivery_order::Entity::find()
+                    .count(&db)
+                    .await
+                    .expect("count"),
+                0
+            );
+            db.close().await.expect("close");
+        })
+        .await;
     }
 }

@@ -18,6 +18,7 @@ use delivery_svc::entity::{
     delivery_event, delivery_history, delivery_order, delivery_view, idempotency_key, inbox,
     ordering, outbox,
 };
+use delivery_svc::partner::webhook::{Handling, PartnerEvent, PartnerReport};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use support::*;
@@ -202,6 +203,55 @@ async fn the_same_payment_event_delivered_concurrently_creates_one_delivery_orde
             );
         }
         assert_eq!(rows::<delivery_order::Entity>(deliveries).await, ROUNDS);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn copies_of_a_partner_report_handled_concurrently_apply_it_once() {
+    on_every_backend(async |deliveries| {
+        // Several rounds, as for the payment above: the copies that read the delivery
+        // before the first one wrote find its version changed when they write.
+        for round in 0..5 {
+            let id = new_delivery(deliveries, "cust-1", 0).await;
+            let report = PartnerReport {
+                partner: PARTNER.to_owned(),
+                webhook_id: format!("msg_round{round}"),
+                delivery_id: id,
+                event: PartnerEvent::PickedUp {
+                    partner_order_number: format!("DHL-{round}")
+                        .parse()
+                        .expect("a partner order number"),
+                },
+            };
+            let handled = at_once(10, |attempt| {
+                let (deliveries, report) = (deliveries.clone(), report.clone());
+                async move {
+                    deliveries
+                        .apply_partner_report(report, &ctx(&partner(PARTNER), 10 + attempt))
+                        .await
+                }
+            })
+            .await;
+            let mut handlings: Vec<Handling> = handled
+                .into_iter()
+                .map(|outcome| {
+                    let outcome = outcome.expect("handled");
+                    assert_eq!(
+                        (outcome.delivery_id, outcome.state, outcome.version),
+                        (id, DeliveryState::PickedUp, 2)
+                    );
+                    outcome.handling
+                })
+                .collect();
+            handlings.sort_by_key(|handling| *handling != Handling::Applied);
+            assert_eq!(handlings[0], Handling::Applied);
+            assert!(
+                handlings[1..].iter().all(|h| *h == Handling::Duplicate),
+                "{handlings:?}"
+            );
+            assert_eq!(event_seqs(deliveries, id).await, [1, 2]);
+        }
     })
     .await;
 }

@@ -2,16 +2,13 @@
 //! fresh database per test, tokens for every role, and the graph-driven helpers that put a
 //! delivery in any state.
 //!
-//! Databases: every test runs on SQLite (a file in a temporary directory), then on
-//! PostgreSQL when `TEST_POSTGRES_URL` is set. On PostgreSQL each test gets a schema of its
-//! own (`http_<uuid>`, made with `CREATE SCHEMA` and selected through the connection's
-//! `search_path`), dropped when the test ends: tests run in parallel and can be rerun, and
-//! nothing is shared with other test binaries. Without `TEST_POSTGRES_URL` the test prints
-//! `skipping PostgreSQL: TEST_POSTGRES_URL not set`; with `REQUIRE_SERVICES` set (CI), that
-//! fails the test instead.
+//! Databases: every test runs on SQLite, then on PostgreSQL when `TEST_POSTGRES_URL` is
+//! set, each fresh ([`databases`]).
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
+
+pub mod databases;
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -29,7 +26,7 @@ use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderMap, Method, StatusCode};
 use poem::test::TestClient;
 use poem::{EndpointExt, Response};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
 /// The HS256 secret of the tests' tokens.
@@ -121,60 +118,9 @@ pub async fn on_every_backend_with(limits: LimitsConfig, test: impl AsyncFn(&Tes
 }
 
 /// Runs `test` with the URL of a fresh SQLite database, then of a fresh PostgreSQL schema
-/// (see the module docs).
+/// (see [`databases`]).
 pub async fn on_every_database(test: impl AsyncFn(String)) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("http.db").display());
-    println!("on SQLite");
-    test(url).await;
-
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("REQUIRE_SERVICES").is_none(),
-            "REQUIRE_SERVICES is set but TEST_POSTGRES_URL is not"
-        );
-        println!("skipping PostgreSQL: TEST_POSTGRES_URL not set");
-        return;
-    };
-    let schema = PostgresSchema::create(&admin_url).await;
-    println!("on PostgreSQL, schema {}", schema.name);
-    test(schema.url.clone()).await;
-    schema.drop().await;
-}
-
-/// A schema of one test's own on the PostgreSQL server.
-struct PostgresSchema {
-    admin: DatabaseConnection,
-    name: String,
-    /// `TEST_POSTGRES_URL` with this schema as the search path.
-    url: String,
-}
-
-impl PostgresSchema {
-    async fn create(admin_url: &str) -> PostgresSchema {
-        let name = format!("http_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(admin_url)
-            .await
-            .expect("PostgreSQL reachable");
-        admin
-            .execute_unprepared(&format!("CREATE SCHEMA {name}"))
-            .await
-            .expect("a test schema");
-        let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
-        PostgresSchema { admin, name, url }
-    }
-
-    async fn drop(self) {
-        self.admin
-            .execute_unprepared(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .expect("drop the test schema");
-        self.admin
-            .close()
-            .await
-            .expect("close the admin connection");
-    }
+    databases::on_every_database("http", test).await;
 }
 
 /// The service in-process, and tokens to call it with.

@@ -9,10 +9,12 @@ use delivery_svc::db;
 use delivery_svc::domain::{
     IdempotencyKey, PaymentSucceeded, Principal, PrincipalRole, RequestContext,
 };
-use sea_orm::{ConnectionTrait, Database};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Barrier;
+
+#[path = "databases.rs"]
+mod databases;
 
 /// The partner new delivery orders are assigned to.
 pub const PARTNER: &str = "dhl";
@@ -20,46 +22,17 @@ pub const PARTNER: &str = "dhl";
 /// Runs `test` on a fresh SQLite database, then on a fresh PostgreSQL schema when
 /// `TEST_POSTGRES_URL` is set (with `REQUIRE_SERVICES` set, its absence fails the test).
 pub async fn on_every_backend(test: impl AsyncFn(&Deliveries)) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("store.db").display()
-    );
-    println!("on SQLite");
-    test(&migrated(&url).await).await;
-
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("REQUIRE_SERVICES").is_none(),
-            "REQUIRE_SERVICES is set but TEST_POSTGRES_URL is not"
-        );
-        println!("skipping PostgreSQL: TEST_POSTGRES_URL not set");
-        return;
-    };
-    // A schema of its own per test: tests run in parallel and can be rerun.
-    let schema = format!("store_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url)
-        .await
-        .expect("PostgreSQL reachable");
-    admin
-        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("a test schema");
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
-    println!("on PostgreSQL, schema {schema}");
-    let deliveries = migrated(&url).await;
-    test(&deliveries).await;
-    deliveries
-        .db()
-        .clone()
-        .close()
-        .await
-        .expect("close the pool");
-    admin
-        .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .expect("drop the test schema");
+    databases::on_every_database("store", async |url| {
+        let deliveries = migrated(&url).await;
+        test(&deliveries).await;
+        deliveries
+            .db()
+            .clone()
+            .close()
+            .await
+            .expect("close the pool");
+    })
+    .await;
 }
 
 /// A service on a database at `url`, migrated.
