@@ -82,6 +82,14 @@ struct Args {
     #[arg(long)]
     rate: Option<f64>,
 
+    /// Each client pauses between one step of its delivery and the next (and before its
+    /// next delivery) for a random time between half and one and a half times this, as
+    /// partners and customers act at their own pace; the clients' first steps are spread
+    /// over a delivery's pauses. With C clients about C deliveries are then in progress at
+    /// once, each client making a request about every pause plus its answer.
+    #[arg(long, value_name = "MS", conflicts_with = "rate")]
+    think_ms: Option<u64>,
+
     /// The delivery-svc binary to start. Default: the one next to this program's
     /// directory (cargo puts examples in `<target>/release/examples/`), so that
     /// `CARGO_TARGET_DIR` is followed.
@@ -224,6 +232,7 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
         next: AtomicUsize::new(0),
         deliveries: args.deliveries,
         start_interval,
+        think: args.think_ms.map(Duration::from_millis),
         started: Instant::now(),
         started_at: Utc::now(),
     });
@@ -259,6 +268,7 @@ async fn run(mut args: Args) -> Result<Report, BoxError> {
         deliveries: args.deliveries,
         clients: args.concurrency.min(args.deliveries),
         rate: args.rate,
+        think_ms: args.think_ms,
         database: server.database(),
         feed: if args.amqp { "RabbitMQ" } else { "HTTP" },
         idempotency_keys: load.idempotency_keys,
@@ -623,6 +633,8 @@ struct Load {
     deliveries: usize,
     /// With `--rate`: delivery `index` starts `index` intervals after `started`.
     start_interval: Option<Duration>,
+    /// With `--think-ms`: the mean pause before each step.
+    think: Option<Duration>,
     started: Instant,
     /// `started` on the clock the service stamps events with.
     started_at: DateTime<Utc>,
@@ -638,6 +650,12 @@ struct Failure {
 impl Load {
     /// One client: takes deliveries until there are none left.
     async fn drive(self: Arc<Self>, mut stats: Stats) -> Stats {
+        if let Some(think) = self.think {
+            // Spread over a whole delivery's pauses, so that the clients are at every step
+            // of their deliveries from the start, as they are later on, not all paying first.
+            let pauses = if self.payments_only { 1.0 } else { 4.0 };
+            tokio::time::sleep(think.mul_f64(pauses * rand::random::<f64>())).await;
+        }
         loop {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
             if index >= self.deliveries {
@@ -652,6 +670,14 @@ impl Load {
             if let Err(failure) = self.drive_delivery(index, &mut stats).await {
                 stats.record_failure(failure);
             }
+            self.pause().await;
+        }
+    }
+
+    /// With `--think-ms`, a random pause of about that long; else none.
+    async fn pause(&self) {
+        if let Some(think) = self.think {
+            tokio::time::sleep(think.mul_f64(0.5 + rand::random::<f64>())).await;
         }
     }
 
@@ -671,26 +697,20 @@ impl Load {
         let transitions = format!("{}/v1/deliveries/{id}/transitions", self.base_url);
         let customer = &self.tokens.customers[index];
         let steps = [
-            (
-                Measure::PickUp,
-                &self.tokens.partner,
-                json!({"transition": "pick_up", "partner_order_number": format!("LG-{}-{index}", self.tag)}),
-                "PICKED_UP",
-            ),
-            (
-                Measure::Deliver,
-                &self.tokens.partner,
-                json!({"transition": "deliver", "delivered_at": Utc::now()}),
-                "DELIVERED",
-            ),
-            (
-                Measure::ConfirmReceipt,
-                customer,
-                json!({"transition": "confirm_receipt"}),
-                "DELIVERY_CONFIRMED",
-            ),
+            (Measure::PickUp, &self.tokens.partner, "PICKED_UP"),
+            (Measure::Deliver, &self.tokens.partner, "DELIVERED"),
+            (Measure::ConfirmReceipt, customer, "DELIVERY_CONFIRMED"),
         ];
-        for (measure, token, body, to) in steps {
+        for (measure, token, to) in steps {
+            self.pause().await;
+            // Made as it is sent: a delivery is reported delivered when it was.
+            let body = match measure {
+                Measure::PickUp => {
+                    json!({"transition": "pick_up", "partner_order_number": format!("LG-{}-{index}", self.tag)})
+                }
+                Measure::Deliver => json!({"transition": "deliver", "delivered_at": Utc::now()}),
+                _ => json!({"transition": "confirm_receipt"}),
+            };
             let request = self.post(&transitions, token, &body);
             let outcome = self.send(measure, request, StatusCode::OK, stats).await?;
             if let Some(rabbit) = &self.rabbit {
@@ -778,7 +798,7 @@ impl Load {
                 measure: Measure::PaymentMessage,
                 message,
             })?;
-        stats.record(Measure::PaymentMessage, published.elapsed());
+        stats.record(Measure::PaymentMessage, published, published.elapsed());
         tokio::time::timeout(EVENT_TIMEOUT, created)
             .await
             .map_err(|_| fail(format!("no delivery.created within {EVENT_TIMEOUT:?}")))?
@@ -793,7 +813,7 @@ impl Load {
         let listed = self
             .send(Measure::ReadOrdering, request, StatusCode::OK, stats)
             .await?;
-        stats.record(Measure::PaymentVisible, published.elapsed());
+        stats.record(Measure::PaymentVisible, published, published.elapsed());
         text_field(Measure::ReadOrdering, &listed["items"][0]["id"])
     }
 
@@ -830,7 +850,7 @@ impl Load {
                 String::from_utf8_lossy(&body)
             )));
         }
-        stats.record(measure, elapsed);
+        stats.record(measure, started, elapsed);
         serde_json::from_slice(&body).map_err(|err| fail(format!("not JSON: {err}")))
     }
 }
@@ -874,6 +894,12 @@ struct Stats {
     failure_samples: Vec<String>,
     /// With `--rate`: how late the latest delivery started.
     start_lag: Duration,
+    /// Each successful request: when it was answered, whether it was a transition, and
+    /// its latency.
+    answered: Vec<(Instant, bool, Duration)>,
+    /// From the latest first request of a client to the earliest last answer of one: the
+    /// time when every client was at work, without the start and the end of the run.
+    all_busy: Option<(Instant, Instant)>,
 }
 
 impl Stats {
@@ -887,10 +913,21 @@ impl Stats {
             failures: [0; Measure::ALL.len()],
             failure_samples: Vec::new(),
             start_lag: Duration::ZERO,
+            answered: Vec::new(),
+            all_busy: None,
         })
     }
 
-    fn record(&mut self, measure: Measure, elapsed: Duration) {
+    /// A success of `measure` sent at `sent`, answered `elapsed` later, by the client
+    /// whose stats these are.
+    fn record(&mut self, measure: Measure, sent: Instant, elapsed: Duration) {
+        let answered = sent + elapsed;
+        let first = self.all_busy.map_or(sent, |(first, _)| first);
+        self.all_busy = Some((first, answered));
+        if measure.is_request() {
+            self.answered
+                .push((answered, measure.is_transition(), elapsed));
+        }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let micros = micros.max(1);
         self.latencies[measure as usize].saturating_record(micros);
@@ -920,16 +957,32 @@ impl Stats {
         self.failure_samples
             .extend(other.failure_samples.into_iter().take(room));
         self.start_lag = self.start_lag.max(other.start_lag);
+        self.answered.extend(other.answered);
+        self.all_busy = match (self.all_busy, other.all_busy) {
+            (Some((my_first, my_last)), Some((their_first, their_last))) => {
+                Some((my_first.max(their_first), my_last.min(their_last)))
+            }
+            (mine, theirs) => mine.or(theirs),
+        };
         Ok(())
     }
 }
 
 /// What a run measured.
+/// What [`Report::all_busy`] finds.
+#[derive(Debug)]
+struct AllBusy {
+    seconds: f64,
+    transitions_per_second: f64,
+    requests: Row,
+}
+
 #[derive(Debug)]
 struct Report {
     deliveries: usize,
     clients: usize,
     rate: Option<f64>,
+    think_ms: Option<u64>,
     database: String,
     /// How payments arrive: "HTTP" or "RabbitMQ".
     feed: &'static str,
@@ -1012,6 +1065,31 @@ impl Report {
         count as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// The run while every client was at work, without its start and its end.
+    fn all_busy(&self) -> Option<AllBusy> {
+        let (first, last) = self.stats.all_busy?;
+        let seconds = last.checked_duration_since(first)?.as_secs_f64();
+        let within: Vec<_> = self
+            .stats
+            .answered
+            .iter()
+            .filter(|(answered, ..)| (first..=last).contains(answered))
+            .collect();
+        let transitions = within
+            .iter()
+            .filter(|(_, transition, _)| *transition)
+            .count();
+        let mut latencies = histogram().ok()?;
+        for (.., latency) in &within {
+            latencies.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        }
+        Some(AllBusy {
+            seconds,
+            transitions_per_second: transitions as f64 / seconds,
+            requests: Row::new("all requests", &latencies, 0),
+        })
+    }
+
     fn successful(&self, include: impl Fn(Measure) -> bool) -> u64 {
         Measure::ALL
             .iter()
@@ -1052,10 +1130,11 @@ impl Report {
         );
         let seconds =
             |secs: Option<f64>| secs.map_or_else(|| "-".to_owned(), |s| format!("{s:.2} s"));
-        let pace = self.rate.map_or_else(
-            || "each starting the next delivery at once".to_owned(),
-            |rate| format!("starting {rate} deliveries/s"),
-        );
+        let pace = match (self.rate, self.think_ms) {
+            (Some(rate), _) => format!("starting {rate} deliveries/s"),
+            (None, Some(think)) => format!("each pausing {think} ms ±50 % before every step"),
+            (None, None) => "each starting the next delivery at once".to_owned(),
+        };
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
@@ -1083,6 +1162,14 @@ impl Report {
             seconds(self.server_cpu_secs),
             seconds(self.loadgen_cpu_secs),
         );
+        if let Some(busy) = self.all_busy() {
+            let _ = writeln!(
+                out,
+                "while all {} clients were at work ({:.2} s): {:.0} transitions/s, and",
+                self.clients, busy.seconds, busy.transitions_per_second
+            );
+            busy.requests.write(&mut out);
+        }
         if let Some(bookings) = self.partner_bookings {
             let _ = writeln!(out, "partner (silent simulator): {bookings} bookings");
         }
@@ -1137,6 +1224,7 @@ impl Report {
             "deliveries": self.deliveries,
             "clients": self.clients,
             "deliveries_per_second_offered": self.rate,
+            "think_ms": self.think_ms,
             "start_lag_ms": self.rate.map(|_| self.stats.start_lag.as_secs_f64() * 1000.0),
             "payments_over": self.feed,
             "database": self.database,
@@ -1144,6 +1232,11 @@ impl Report {
             "seconds": self.elapsed.as_secs_f64(),
             "requests_per_second": self.per_second(self.successful(Measure::is_request)),
             "transitions_per_second": self.per_second(self.successful(Measure::is_transition)),
+            "while_all_clients_at_work": self.all_busy().map(|busy| json!({
+                "seconds": busy.seconds,
+                "transitions_per_second": busy.transitions_per_second,
+                "all_requests": busy.requests.to_json(),
+            })),
             "server_peak_rss_kib": self.server_peak_rss_kib,
             "server_cpu_seconds": self.server_cpu_secs,
             "loadgen_cpu_seconds": self.loadgen_cpu_secs,
