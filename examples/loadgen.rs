@@ -1162,7 +1162,8 @@ impl Report {
             seconds(self.server_cpu_secs),
             seconds(self.loadgen_cpu_secs),
         );
-        if let Some(busy) = self.all_busy() {
+        // A run too short for every client to be at work for a second says nothing there.
+        if let Some(busy) = self.all_busy().filter(|busy| busy.seconds >= 1.0) {
             let _ = writeln!(
                 out,
                 "while all {} clients were at work ({:.2} s): {:.0} transitions/s, and",
