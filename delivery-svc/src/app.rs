@@ -362,17 +362,37 @@ async fn shutdown_signal() {
 
 /// Installs the global log subscriber: to stderr (stdout is for what a command prints), as
 /// text or JSON, filtered by `RUST_LOG`.
-pub fn init_tracing(log: &LogConfig) -> Result<(), AppError> {
+///
+/// The lines are written by a thread of their own, so that a request never waits for the
+/// disk or a slow reader of stderr (a write to a file can wait for the file system's journal,
+/// which the database's flushes keep busy). None is dropped: with its buffer full, logging
+/// waits instead. Keep the returned guard until the process ends: dropping it writes out
+/// what is left.
+pub fn init_tracing(log: &LogConfig) -> Result<LogWriter, AppError> {
     let filter =
         EnvFilter::try_new(&log.log_filter).map_err(|err| AppError::Logging(err.to_string()))?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colours for a person at a terminal, not escape codes in a log file or collector.
         .with_ansi(std::io::stderr().is_terminal());
     let installed = match log.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    installed.map_err(|err| AppError::Logging(err.to_string()))
+    installed.map_err(|err| AppError::Logging(err.to_string()))?;
+    Ok(LogWriter {
+        _writes_the_rest_when_dropped: guard,
+    })
+}
+
+/// The thread that writes the log ([`init_tracing`]); dropped, it writes what is left.
+#[derive(Debug)]
+#[must_use = "dropping it stops the log"]
+pub struct LogWriter {
+    _writes_the_rest_when_dropped: tracing_appender::non_blocking::WorkerGuard,
 }

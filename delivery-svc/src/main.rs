@@ -116,7 +116,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
     {
         Command::Serve(args) => {
-            app::init_tracing(&config.log)?;
+            let _log = app::init_tracing(&config.log)?;
             let processes = if args.no_workers {
                 Processes::ApiOnly
             } else {
@@ -125,16 +125,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             app::run(config, processes).await?;
         }
         Command::Worker => {
-            app::init_tracing(&config.log)?;
+            let _log = app::init_tracing(&config.log)?;
             app::run(config, Processes::WorkersOnly).await?;
         }
         Command::Migrate => {
-            app::init_tracing(&config.log)?;
+            let _log = app::init_tracing(&config.log)?;
             app::open_deliveries(&config).await?;
             println!("migrated");
         }
         Command::RebuildProjections => {
-            app::init_tracing(&config.log)?;
+            let _log = app::init_tracing(&config.log)?;
             let deliveries = app::open_deliveries(&config).await?;
             let events = deliveries.rebuild_projections().await?;
             println!("rebuilt the read models from {events} events");
