@@ -656,10 +656,15 @@ impl Load {
             let pauses = if self.payments_only { 1.0 } else { 4.0 };
             tokio::time::sleep(think.mul_f64(pauses * rand::random::<f64>())).await;
         }
-        loop {
+        for started in 0.. {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
             if index >= self.deliveries {
-                return stats;
+                break;
+            }
+            // Between one delivery and the next (the spread above comes before the first),
+            // so that a client that is done does not pause once more.
+            if started > 0 {
+                self.pause().await;
             }
             if let Some(interval) = self.start_interval {
                 let due = self.started + interval.mul_f64(index as f64);
@@ -670,8 +675,8 @@ impl Load {
             if let Err(failure) = self.drive_delivery(index, &mut stats).await {
                 stats.record_failure(failure);
             }
-            self.pause().await;
         }
+        stats
     }
 
     /// With `--think-ms`, a random pause of about that long; else none.
@@ -897,8 +902,9 @@ struct Stats {
     /// Each successful request: when it was answered, whether it was a transition, and
     /// its latency.
     answered: Vec<(Instant, bool, Duration)>,
-    /// From the latest first request of a client to the earliest last answer of one: the
-    /// time when every client was at work, without the start and the end of the run.
+    /// Of one client, from its first request to its last answer; once the clients' stats
+    /// are merged, from the latest first request to the earliest last answer: the time
+    /// when every client (that had an answer) was at work, without the run's start and end.
     all_busy: Option<(Instant, Instant)>,
 }
 
@@ -968,7 +974,6 @@ impl Stats {
     }
 }
 
-/// What a run measured.
 /// What [`Report::all_busy`] finds.
 #[derive(Debug)]
 struct AllBusy {
@@ -977,6 +982,7 @@ struct AllBusy {
     requests: Row,
 }
 
+/// What a run measured.
 #[derive(Debug)]
 struct Report {
     deliveries: usize,
@@ -1065,10 +1071,14 @@ impl Report {
         count as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// The run while every client was at work, without its start and its end.
+    /// The run while every client was at work, without its start and its end: none if that
+    /// was under a second, too short to say anything.
     fn all_busy(&self) -> Option<AllBusy> {
         let (first, last) = self.stats.all_busy?;
         let seconds = last.checked_duration_since(first)?.as_secs_f64();
+        if seconds < 1.0 {
+            return None;
+        }
         let within: Vec<_> = self
             .stats
             .answered
@@ -1162,8 +1172,7 @@ impl Report {
             seconds(self.server_cpu_secs),
             seconds(self.loadgen_cpu_secs),
         );
-        // A run too short for every client to be at work for a second says nothing there.
-        if let Some(busy) = self.all_busy().filter(|busy| busy.seconds >= 1.0) {
+        if let Some(busy) = self.all_busy() {
             let _ = writeln!(
                 out,
                 "while all {} clients were at work ({:.2} s): {:.0} transitions/s, and",

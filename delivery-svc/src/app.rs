@@ -365,9 +365,9 @@ async fn shutdown_signal() {
 ///
 /// The lines are written by a thread of their own, so that a request never waits for the
 /// disk or a slow reader of stderr (a write to a file can wait for the file system's journal,
-/// which the database's flushes keep busy). None is dropped: with its buffer full, logging
-/// waits instead. Keep the returned guard until the process ends: dropping it writes out
-/// what is left.
+/// which the database's flushes keep busy). None is dropped while the process runs: with
+/// its buffer full, logging waits instead. Keep the returned guard until the process ends:
+/// dropping it writes out what is left (tracing-appender gives that a second).
 pub fn init_tracing(log: &LogConfig) -> Result<LogWriter, AppError> {
     let filter =
         EnvFilter::try_new(&log.log_filter).map_err(|err| AppError::Logging(err.to_string()))?;

@@ -178,8 +178,8 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 
 /// What a command's reads and its one [`Batch`] of writes run on (ADR 0009), from
 /// [`OneBatch::begin`] to [`OneBatch::commit`], which runs the batch. Through the scope
-/// itself a command can only read: a write there is refused, so nothing a command changes
-/// escapes its batch. On PostgreSQL the batch commits as it runs; on SQLite nothing is
+/// itself a command can only read: a write there is refused (sea-orm's own writes
+/// included), so nothing a command writes through it escapes its batch. On PostgreSQL the batch commits as it runs; on SQLite nothing is
 /// written until the transaction commits after it.
 ///
 /// On PostgreSQL, one pooled connection outside a transaction: the batch is one
@@ -233,6 +233,13 @@ impl OneBatch {
 impl ConnectionTrait for OneBatch {
     fn get_database_backend(&self) -> DatabaseBackend {
         self.0.get_database_backend()
+    }
+
+    /// sea-orm sends an insert, update or delete that returns rows as a query where the
+    /// backend supports `RETURNING`; without it, every write comes to `execute`, and one
+    /// that must return rows is not sent at all (sea-orm panics).
+    fn support_returning(&self) -> bool {
+        false
     }
 
     async fn execute(&self, _: Statement) -> Result<ExecResult, DbErr> {
@@ -545,7 +552,8 @@ impl Batch {
         self.writes.push((write.build(self.backend), expect));
     }
 
-    /// Runs the writes on `db`: a [`OneBatch`], or a transaction.
+    /// Runs the writes on `db`: a [`OneBatch`]'s connection (through [`OneBatch::commit`]),
+    /// or a transaction.
     pub(crate) async fn run(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         if self.backend != DatabaseBackend::Postgres {
             for (write, expect) in self.writes {
@@ -691,8 +699,8 @@ mod scope_tests {
     use delivery_core::DeliveryId;
     use sea_orm::prelude::Expr;
     use sea_orm::{
-        ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Insert,
-        PaginatorTrait, QueryFilter, QueryTrait, UpdateMany,
+        ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+        EntityTrait, Insert, PaginatorTrait, QueryFilter, QueryTrait, UpdateMany,
     };
     use std::num::NonZeroU32;
 
@@ -737,7 +745,7 @@ mod scope_tests {
     }
 
     /// A command's writes all go through its batch: nothing else it does through its scope
-    /// can write (so it cannot write outside the batch's all-or-nothing), and the batch
+    /// can write (so it cannot write outside the batch's all-or-nothing through it), and the batch
     /// answers one lost race, so it takes one guarded save.
     #[tokio::test]
     async fn a_scope_writes_only_its_batch_with_at_most_one_guard() {
@@ -745,13 +753,22 @@ mod scope_tests {
             let db = migrated(&url).await;
             let scope = OneBatch::begin(&db).await.expect("a scope");
             let outside = ordering("ord-outside").build(scope.get_database_backend());
-            let refused = |result: Result<_, DbErr>| {
+            fn refused<T>(result: Result<T, DbErr>) -> bool {
                 matches!(result, Err(DbErr::Custom(message)) if message.contains("only through its batch"))
-            };
+            }
             assert!(refused(scope.execute(outside).await));
             assert!(refused(
                 scope.execute_unprepared("DELETE FROM ordering").await
             ));
+            // sea-orm's own writes, which on PostgreSQL would return rows as a query.
+            let active = ordering::ActiveModel {
+                id: Set("ord-active".into()),
+                customer_id: Set("cust-1".into()),
+                payment_id: Set("pay-1".into()),
+                shipping_address: Set(serde_json::json!({})),
+                created_at: Set(chrono::Utc::now()),
+            };
+            assert!(refused(active.insert(&scope).await));
 
             let (first, second) = (DeliveryId(uuid::Uuid::new_v4()), DeliveryId(uuid::Uuid::new_v4()));
             let mut writes = Batch::new(&scope);
