@@ -710,14 +710,18 @@ mod scope_tests {
         db
     }
 
-    fn ordering(id: &str) -> Insert<ordering::ActiveModel> {
-        ordering::Entity::insert(ordering::ActiveModel {
+    fn ordering_row(id: &str) -> ordering::ActiveModel {
+        ordering::ActiveModel {
             id: Set(id.to_owned()),
             customer_id: Set("cust-1".into()),
             payment_id: Set("pay-1".into()),
             shipping_address: Set(serde_json::json!({})),
             created_at: Set(chrono::Utc::now()),
-        })
+        }
+    }
+
+    fn ordering(id: &str) -> Insert<ordering::ActiveModel> {
+        ordering::Entity::insert(ordering_row(id))
     }
 
     /// A save of a delivery that does not exist: it changes no row.
@@ -761,14 +765,7 @@ mod scope_tests {
                 scope.execute_unprepared("DELETE FROM ordering").await
             ));
             // sea-orm's own writes, which on PostgreSQL would return rows as a query.
-            let active = ordering::ActiveModel {
-                id: Set("ord-active".into()),
-                customer_id: Set("cust-1".into()),
-                payment_id: Set("pay-1".into()),
-                shipping_address: Set(serde_json::json!({})),
-                created_at: Set(chrono::Utc::now()),
-            };
-            assert!(refused(active.insert(&scope).await));
+            assert!(refused(ordering_row("ord-active").insert(&scope).await));
 
             let (first, second) = (DeliveryId(uuid::Uuid::new_v4()), DeliveryId(uuid::Uuid::new_v4()));
             let mut writes = Batch::new(&scope);
