@@ -28,8 +28,11 @@ from pathlib import Path
 
 from delivery_service_client import AuthenticatedClient
 from delivery_service_client.api.deliveries import list_deliveries
-from delivery_service_client.models import DeliveryPage, DeliveryState, FailureReason
-from drive_story import Story, deliver, escalate, fail, pick_up
+from delivery_service_client.models import DeliveryPage
+
+import opc_client
+import story
+from story import Story
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,27 +50,26 @@ def token(role: str) -> str:
 def seed_deliveries(story: Story) -> None:
     """A delivery in each state someone can act on (two DELIVERED: the customer confirms
     or disputes), each of its own ordering, made through the generated client."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    state = DeliveryState
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
     seeds = [
         [],
-        [("pick_up", state.CREATED, state.PICKED_UP)],
-        [("pick_up", state.CREATED, state.PICKED_UP), ("deliver", state.PICKED_UP, state.DELIVERED)],
-        [("pick_up", state.CREATED, state.PICKED_UP), ("deliver", state.PICKED_UP, state.DELIVERED)],
-        [("fail", state.CREATED, state.DELIVERY_FAILED)],
-        [("fail", state.CREATED, state.DELIVERY_FAILED), ("escalate", state.DELIVERY_FAILED, state.PENDING_BY_OPERATOR)],
+        [("pick_up", "CREATED", "PICKED_UP")],
+        [("pick_up", "CREATED", "PICKED_UP"), ("deliver", "PICKED_UP", "DELIVERED")],
+        [("pick_up", "CREATED", "PICKED_UP"), ("deliver", "PICKED_UP", "DELIVERED")],
+        [("fail", "CREATED", "DELIVERY_FAILED")],
+        [("fail", "CREATED", "DELIVERY_FAILED"), ("escalate", "DELIVERY_FAILED", "PENDING_BY_OPERATOR")],
     ]
     print("seeding deliveries for the fuzzer", flush=True)
     for number, path in enumerate(seeds):
         delivery_id = story.pay(f"ord-fuzz-{story.run}-{number}")
         for transition, source, target in path:
-            client, body = {
-                "pick_up": (story.partner, pick_up(f"DX-{story.run}-fuzz-{number}")),
-                "deliver": (story.partner, deliver(now)),
-                "fail": (story.partner, fail(FailureReason.PACKAGE_LOST, "Seeded for the fuzzer.")),
-                "escalate": (story.operator, escalate("op-fuzz")),
+            role, payload = {
+                "pick_up": ("partner", {"partner_order_number": f"DX-{story.run}-fuzz-{number}"}),
+                "deliver": ("partner", {"delivered_at": now}),
+                "fail": ("partner", {"reason": "PACKAGE_LOST", "detail": "Seeded for the fuzzer."}),
+                "escalate": ("operator", {"assignee": "op-fuzz"}),
             }[transition]
-            story.move(client, delivery_id, body, source, target)
+            story.move(role, delivery_id, {"transition": transition, **payload}, source, target)
 
 
 def write_dictionary(path: Path, values: list[str]) -> None:
@@ -179,7 +181,8 @@ def main() -> int:
     parser.add_argument("--roles", default=",".join(ROLES), help=f"a subset of {','.join(ROLES)}")
     args = parser.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    seed_deliveries(Story(args.base_url, args.customer_id, args.partner_id))
+    client = opc_client.connect(args.base_url, {role: token(role) for role in story.ROLES})
+    seed_deliveries(Story(client, args.customer_id, args.partner_id))
     seed_dictionaries(args.base_url, args.work_dir)
     failed = [role for role in args.roles.split(",") if not run(role, args.base_url, args.work_dir, args)]
     if failed:

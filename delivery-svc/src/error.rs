@@ -14,13 +14,13 @@ use poem::error::{MethodNotAllowedError, NotFoundError, ResponseError};
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::error::{AuthorizationError, ContentTypeError};
-use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Object};
 
 use crate::auth::AuthError;
 use crate::domain::ServiceError;
-use crate::http::wire::Wire;
+use crate::http::middleware::set_rate_limit_headers;
+use crate::http::wire::{JsonBody, Wire};
 use crate::partner::signature::WebhookError;
 
 /// An RFC 9457 problem details object. For an illegal transition it also says the
@@ -268,8 +268,15 @@ impl ApiError {
             }
             _ => {}
         }
-        let response = ProblemResponse::from_error(self, problem);
-        response.into_response()
+        let rate_limit = match self {
+            ApiError::RateLimited { limit, retry_after } => Some((limit, retry_after)),
+            _ => None,
+        };
+        let mut response = ProblemResponse::from_error(self, problem).into_response();
+        if let Some((limit, retry_after)) = rate_limit {
+            set_rate_limit_headers(response.headers_mut(), limit, 0, retry_after);
+        }
+        response
     }
 }
 
@@ -321,22 +328,25 @@ pub enum ProblemResponse {
     /// The request is malformed: not JSON, or a path or query parameter that does not
     /// parse; a partner webhook without its Standard Webhooks headers or partner.
     #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
+    BadRequest(JsonBody<Problem>),
     /// No valid bearer token: missing, expired, not yet valid, or tampered with.
     #[oai(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
+    Unauthorized(
+        JsonBody<Problem>,
+        #[oai(header = "WWW-Authenticate")] String,
+    ),
     /// The caller's role may not do this, or the object is not the caller's; a partner
     /// webhook from an unknown partner, with a signature that does not verify, or with a
     /// timestamp outside the tolerance.
     #[oai(status = 403, content_type = "application/problem+json")]
-    Forbidden(Json<Problem>),
+    Forbidden(JsonBody<Problem>),
     /// No such delivery (or route).
     #[oai(status = 404, content_type = "application/problem+json")]
-    NotFound(Json<Problem>),
+    NotFound(JsonBody<Problem>),
     /// The route exists, but not with this method.
     #[oai(status = 405, content_type = "application/problem+json")]
     MethodNotAllowed(
-        Json<Problem>,
+        JsonBody<Problem>,
         /// The methods the route takes.
         #[oai(header = "Allow")]
         String,
@@ -344,42 +354,36 @@ pub enum ProblemResponse {
     /// The transition is not allowed in the delivery's current state (`current_state`,
     /// `allowed_transitions`), or the delivery changed concurrently: reload and retry.
     #[oai(status = 409, content_type = "application/problem+json")]
-    Conflict(Json<Problem>),
+    Conflict(JsonBody<Problem>),
     /// The request body is larger than the configured limit.
     #[oai(status = 413, content_type = "application/problem+json")]
-    PayloadTooLarge(Json<Problem>),
+    PayloadTooLarge(JsonBody<Problem>),
     /// The body is not `application/json`.
     #[oai(status = 415, content_type = "application/problem+json")]
-    UnsupportedMediaType(Json<Problem>),
+    UnsupportedMediaType(JsonBody<Problem>),
     /// Well-formed JSON with a missing field or an invalid value, or an Idempotency-Key
     /// reused for a different request.
     #[oai(status = 422, content_type = "application/problem+json")]
-    UnprocessableEntity(Json<Problem>),
+    UnprocessableEntity(JsonBody<Problem>),
     /// The caller's rate limit is used up.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(
-        Json<Problem>,
+        JsonBody<Problem>,
         /// Seconds until a request will be let through.
         #[oai(header = "Retry-After")]
         u64,
-        /// Requests allowed in a burst.
-        #[oai(header = "RateLimit-Limit")]
-        u32,
-        /// Requests left now.
-        #[oai(header = "RateLimit-Remaining")]
-        u32,
-        /// Seconds until the limit lets a request through again.
-        #[oai(header = "RateLimit-Reset")]
-        u64,
+        // The RateLimit-* headers are documented once for every response (`api_service`):
+        // declared here too, the spec would name them twice, and strict JSON parsers such
+        // as openapi-generator's refuse a document with duplicate keys.
     ),
     /// Something failed inside the service; it was logged under the request id.
     #[oai(status = 500, content_type = "application/problem+json")]
-    InternalServerError(Json<Problem>),
+    InternalServerError(JsonBody<Problem>),
     /// The service cannot serve yet (the database does not answer), or the database is
     /// too busy for this request now; nothing was changed.
     #[oai(status = 503, content_type = "application/problem+json")]
     ServiceUnavailable(
-        Json<Problem>,
+        JsonBody<Problem>,
         /// Seconds after which a retry may succeed.
         #[oai(header = "Retry-After")]
         u64,
@@ -389,7 +393,7 @@ pub enum ProblemResponse {
 impl ProblemResponse {
     /// The variant of `err`'s status (a test checks that they agree).
     fn from_error(err: ApiError, problem: Problem) -> ProblemResponse {
-        let problem = Json(problem);
+        let problem = JsonBody(problem);
         match err {
             ApiError::Malformed(_) => ProblemResponse::BadRequest(problem),
             ApiError::Unauthenticated(auth) => {
@@ -418,9 +422,8 @@ impl ProblemResponse {
             ApiError::Invalid(_) | ApiError::IdempotencyKeyReused(_) => {
                 ProblemResponse::UnprocessableEntity(problem)
             }
-            ApiError::RateLimited { limit, retry_after } => {
-                let wait = retry_after_secs(retry_after);
-                ProblemResponse::TooManyRequests(problem, wait, limit, 0, wait)
+            ApiError::RateLimited { retry_after, .. } => {
+                ProblemResponse::TooManyRequests(problem, retry_after_secs(retry_after))
             }
             ApiError::Unavailable(_) => ProblemResponse::ServiceUnavailable(
                 problem,

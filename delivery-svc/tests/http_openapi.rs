@@ -73,6 +73,104 @@ fn every_error_is_documented_as_problem_json() {
     }
 }
 
+/// JSON in which no object names a key twice: deserialising it fails at the first repeat.
+struct NoRepeatedKeys;
+
+impl<'de> serde::Deserialize<'de> for NoRepeatedKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NoRepeatedKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<NoRepeatedKeys>()?;
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("{key:?} twice")));
+                    }
+                }
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<NoRepeatedKeys>()?.is_some() {}
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(NoRepeatedKeys)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Strict JSON parsers (openapi-generator's Jackson) refuse a spec that names a key twice;
+/// lenient ones keep one of the two silently. The 429's RateLimit-* headers were declared
+/// both by the response and for every response.
+#[test]
+fn the_spec_names_no_key_twice_in_one_object() {
+    if let Err(err) = serde_json::from_str::<NoRepeatedKeys>(&openapi_json()) {
+        panic!("the spec repeats a key: {err}");
+    }
+    assert!(serde_json::from_str::<NoRepeatedKeys>(r#"{"a": [{"b": 1, "b": 2}]}"#).is_err());
+}
+
+/// A JSON body is declared as exactly `application/json`: openapi-python-generator, for
+/// one, reads no other media type as JSON, and its operations returned nothing while
+/// responses were declared `application/json; charset=utf-8` (poem-openapi's `Json`).
+#[test]
+fn every_body_is_plain_json_or_problem_json() {
+    let spec = spec();
+    let mut others = Vec::new();
+    for (path, operations) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let request = operation.get("requestBody").into_iter();
+            let responses = operation["responses"].as_object().expect("responses");
+            for (at, body) in request.map(|body| ("request".to_owned(), body)).chain(
+                responses
+                    .iter()
+                    .map(|(status, body)| (status.clone(), body)),
+            ) {
+                for media_type in body["content"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(key, _)| key)
+                {
+                    if media_type != "application/json" && media_type != "application/problem+json"
+                    {
+                        others.push(format!("{method} {path} {at}: {media_type}"));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(others, Vec::<String>::new());
+}
+
 /// Every `allOf` of the spec, as (where, member) for each member that is not an object
 /// schema (a `$ref` is followed to the schema it names).
 fn non_object_all_of_members(spec: &Value) -> Vec<String> {

@@ -9,7 +9,6 @@ use delivery_core::{
 };
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
 use poem_openapi::{OpenApi, Tags};
 
 use super::bodies::{
@@ -148,7 +147,7 @@ impl DeliveryApi {
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<Option<String>>,
         transition: JsonBody<TransitionRequest>,
-    ) -> Result<Json<TransitionResult>, ApiError> {
+    ) -> Result<JsonBody<TransitionResult>, ApiError> {
         let ctx = meta.context(
             Operation::ApplyTransition.authorize(auth)?,
             idempotency_key.0,
@@ -157,7 +156,7 @@ impl DeliveryApi {
             .deliveries
             .transition(id.0.0, transition.0.into(), &ctx)
             .await?;
-        Ok(Json(outcome.into()))
+        Ok(JsonBody(outcome.into()))
     }
 
     /// Get a delivery
@@ -171,10 +170,10 @@ impl DeliveryApi {
         &self,
         auth: BearerAuth,
         id: Path<Wire<DeliveryId>>,
-    ) -> Result<Json<Delivery>, ApiError> {
+    ) -> Result<JsonBody<Delivery>, ApiError> {
         let principal = Operation::ReadDelivery.authorize(auth)?;
         let view = self.deliveries.delivery(id.0.0, &principal).await?;
-        Ok(Json(view.into()))
+        Ok(JsonBody(view.into()))
     }
 
     /// List deliveries
@@ -208,7 +207,7 @@ impl DeliveryApi {
             validator(minimum(value = "1"), maximum(value = "4294967295"))
         )]
         limit: Query<u32>,
-    ) -> Result<Json<DeliveryPage>, ApiError> {
+    ) -> Result<JsonBody<DeliveryPage>, ApiError> {
         let principal = Operation::ListDeliveries.authorize(auth)?;
         let filter = DeliveryFilter {
             state: state.0.map(|state| state.0),
@@ -220,7 +219,7 @@ impl DeliveryApi {
             .deliveries
             .deliveries(filter, cursor.0, limit.0.into(), &principal)
             .await?;
-        Ok(Json(page.into()))
+        Ok(JsonBody(page.into()))
     }
 
     /// List an ordering's deliveries
@@ -238,13 +237,13 @@ impl DeliveryApi {
         auth: BearerAuth,
         /// The ordering's id (the ordering domain's).
         id: Path<Wire<OrderingId>>,
-    ) -> Result<Json<OrderingDeliveries>, ApiError> {
+    ) -> Result<JsonBody<OrderingDeliveries>, ApiError> {
         let principal = Operation::ListOrderingDeliveries.authorize(auth)?;
         let views = self
             .deliveries
             .ordering_deliveries(&id.0.0, &principal)
             .await?;
-        Ok(Json(OrderingDeliveries {
+        Ok(JsonBody(OrderingDeliveries {
             ordering_id: id.0,
             items: views.into_iter().map(Delivery::from).collect(),
         }))
@@ -263,10 +262,10 @@ impl DeliveryApi {
         &self,
         auth: BearerAuth,
         id: Path<Wire<DeliveryId>>,
-    ) -> Result<Json<DeliveryHistory>, ApiError> {
+    ) -> Result<JsonBody<DeliveryHistory>, ApiError> {
         let principal = Operation::ReadHistory.authorize(auth)?;
         let entries = self.deliveries.history(id.0.0, &principal).await?;
-        Ok(Json(DeliveryHistory {
+        Ok(JsonBody(DeliveryHistory {
             delivery_id: id.0,
             items: entries.into_iter().map(Into::into).collect(),
         }))
@@ -293,13 +292,13 @@ impl DeliveryApi {
             validator(minimum(value = "1"), maximum(value = "4294967295"))
         )]
         limit: Query<u32>,
-    ) -> Result<Json<DeliveryPage>, ApiError> {
+    ) -> Result<JsonBody<DeliveryPage>, ApiError> {
         let principal = Operation::ReadOperatorQueue.authorize(auth)?;
         let page = self
             .deliveries
             .operator_queue(cursor.0, limit.0.into(), &principal)
             .await?;
-        Ok(Json(page.into()))
+        Ok(JsonBody(page.into()))
     }
 
     /// Get the delivery graph
@@ -311,13 +310,13 @@ impl DeliveryApi {
         tag = "ApiTag::Graph",
         operation_id = "getGraph"
     )]
-    async fn graph(&self, auth: BearerAuth) -> Result<Json<GraphDocument>, ApiError> {
+    async fn graph(&self, auth: BearerAuth) -> Result<JsonBody<GraphDocument>, ApiError> {
         Operation::ReadGraph.authorize(auth)?;
         let graph = serde_json::from_str(GRAPH_JSON).map_err(|err| {
             tracing::error!(error = %err, "GRAPH_JSON is not JSON");
             ApiError::Internal
         })?;
-        Ok(Json(GraphDocument {
+        Ok(JsonBody(GraphDocument {
             version: GRAPH_VERSION.to_string(),
             sha256: GRAPH_SHA256.to_owned(),
             graph,
@@ -343,8 +342,8 @@ impl OperationsApi {
         tag = "ApiTag::Operations",
         operation_id = "liveness"
     )]
-    async fn healthz(&self) -> Json<Health> {
-        Json(Health {
+    async fn healthz(&self) -> JsonBody<Health> {
+        JsonBody(Health {
             status: "ok".into(),
         })
     }
@@ -358,11 +357,11 @@ impl OperationsApi {
         tag = "ApiTag::Operations",
         operation_id = "readiness"
     )]
-    async fn readyz(&self) -> Result<Json<Health>, ApiError> {
+    async fn readyz(&self) -> Result<JsonBody<Health>, ApiError> {
         db::readiness(self.deliveries.db())
             .await
             .map_err(ApiError::Unavailable)?;
-        Ok(Json(Health {
+        Ok(JsonBody(Health {
             status: "ready".into(),
         }))
     }

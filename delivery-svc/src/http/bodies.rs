@@ -9,12 +9,11 @@ use delivery_core::{
     PartnerOrderNumber, PaymentId, PickUp, ProductId, Quantity, Resolution, Resolve,
     ShippingAddress, Text, Transition,
 };
-use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, Union};
 use uuid::Uuid;
 
-use super::wire::{Wire, WireValue, not_null};
+use super::wire::{JsonBody, Wire, WireValue, not_null};
 use crate::domain::{
     DeliveryView, HistoryEntry, Page, PaymentOutcome, PaymentSucceeded, TransitionOutcome,
 };
@@ -207,17 +206,20 @@ pub enum PaymentEventOutcome {
 pub enum PaymentEventResponse {
     /// A delivery order was created; `Location` is its address.
     #[oai(status = 201)]
-    Created(Json<PaymentEventResult>, #[oai(header = "Location")] String),
+    Created(
+        JsonBody<PaymentEventResult>,
+        #[oai(header = "Location")] String,
+    ),
     /// Nothing was created: the ordering has only e-books (`nothing_to_deliver`), or the
     /// event was handled before (`already_handled`).
     #[oai(status = 200)]
-    Handled(Json<PaymentEventResult>),
+    Handled(JsonBody<PaymentEventResult>),
 }
 
 impl From<PaymentOutcome> for PaymentEventResponse {
     fn from(outcome: PaymentOutcome) -> Self {
         let result = |outcome, delivery_id: Option<DeliveryId>| {
-            Json(PaymentEventResult {
+            JsonBody(PaymentEventResult {
                 outcome,
                 delivery_id: delivery_id.map(Wire),
             })

@@ -25,8 +25,8 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use poem::error::ReadBodyError;
-use poem::http::HeaderValue;
 use poem::http::header::{AUTHORIZATION, CONTENT_LENGTH, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use poem::http::{HeaderMap, HeaderValue};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use redis::Script;
 use sha2::{Digest, Sha256};
@@ -404,12 +404,22 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
             }
         };
         let mut response = self.inner.call(request).await?.into_response();
-        let headers = response.headers_mut();
-        headers.insert("ratelimit-limit", burst.into());
-        headers.insert("ratelimit-remaining", remaining.into());
-        headers.insert("ratelimit-reset", retry_after_secs(reset).into());
+        set_rate_limit_headers(response.headers_mut(), burst, remaining, reset);
         Ok(response)
     }
+}
+
+/// The caller's quota, on every response: a burst of `limit`, `remaining` of it left, and
+/// when the quota is whole again (on a 429, when a request will be let through).
+pub(crate) fn set_rate_limit_headers(
+    headers: &mut HeaderMap,
+    limit: u32,
+    remaining: u32,
+    reset: Duration,
+) {
+    headers.insert("ratelimit-limit", limit.into());
+    headers.insert("ratelimit-remaining", remaining.into());
+    headers.insert("ratelimit-reset", retry_after_secs(reset).into());
 }
 
 /// Reads the body up to a limit and fingerprints the request.

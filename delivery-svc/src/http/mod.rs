@@ -69,7 +69,9 @@ fn api_service(deliveries: Deliveries) -> OpenApiService<Apis, ()> {
         )
         .extra_response_header::<Option<u64>, _>(
             ExtraHeader::new("RateLimit-Reset")
-                .description("Seconds until the full burst is available again."),
+                .description(
+                "Seconds until the full burst is available again; on a 429, until a request will be let through.",
+            ),
         )
 }
 

@@ -13,7 +13,7 @@ use delivery_core::{DeliveryId, DeliveryState, PartnerOrderNumber};
 use poem::web::Data;
 use poem::{Request, RequestBody};
 use poem_openapi::param::Header;
-use poem_openapi::payload::{Json, ParsePayload, Payload};
+use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{Object, OpenApi, Tags, Union};
@@ -254,7 +254,7 @@ impl PartnerWebhookApi {
         #[oai(name = "webhook-signature")]
         webhook_signature: Header<String>,
         body: SignedJson<PartnerWebhookEvent>,
-    ) -> Result<Json<PartnerWebhookResult>, ApiError> {
+    ) -> Result<JsonBody<PartnerWebhookResult>, ApiError> {
         let now = Utc::now();
         let bytes = &body.bytes;
         let sender: Sender = serde_json::from_slice(bytes).map_err(|err| {
@@ -302,6 +302,6 @@ impl PartnerWebhookApi {
             event,
         };
         let outcome = self.deliveries.apply_partner_report(report, &ctx).await?;
-        Ok(Json(outcome.into()))
+        Ok(JsonBody(outcome.into()))
     }
 }

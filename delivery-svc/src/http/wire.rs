@@ -7,9 +7,12 @@
 //! the domain type, with the enum values graph.yaml defines: a value added there shows up
 //! in the spec without an edit here.
 //!
-//! [`JsonBody<T>`] is the request body: JSON that does not parse is 400 (malformed), JSON
-//! that does not fit the schema or holds an invalid value is 422 (invalid input), both as
-//! problem+json.
+//! [`JsonBody<T>`] is a JSON body. As a request body, JSON that does not parse is 400
+//! (malformed), JSON that does not fit the schema or holds an invalid value is 422 (invalid
+//! input), both as problem+json. Requests and responses alike are declared as exactly
+//! `application/json` (poem-openapi's `Json` declares responses with `; charset=utf-8`,
+//! which some client generators do not recognise as JSON: their operations then return
+//! nothing).
 
 use std::borrow::Cow;
 
@@ -18,9 +21,12 @@ use delivery_core::{
     InvalidValue, Line, OperatorId, OrderingId, PartnerOrderNumber, PaymentId, ProductId,
     Resolution, Text, Transition,
 };
-use poem::{Request, RequestBody};
+use poem::{IntoResponse, Request, RequestBody, Response};
+use poem_openapi::ApiResponse;
 use poem_openapi::payload::{ParsePayload, Payload};
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::registry::{
+    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
 use poem_openapi::types::{
     ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
 };
@@ -248,7 +254,7 @@ pub fn not_null<T: ParseFromJSON>(value: Option<Value>) -> ParseResult<Option<T>
     }
 }
 
-/// A JSON request body, parsed into `T`.
+/// A JSON body: a request's, parsed into `T`, or a response's, written from `T`.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -287,3 +293,34 @@ pub(crate) fn parse_json<T: ParseFromJSON>(bytes: &[u8]) -> Result<T, ApiError> 
 }
 
 poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: ParseFromJSON);
+
+impl<T: ToJSON> IntoResponse for JsonBody<T> {
+    fn into_response(self) -> Response {
+        let json = self.0.to_json().unwrap_or_default();
+        Response::builder()
+            .content_type(<Self as Payload>::CONTENT_TYPE)
+            .body(json.to_string())
+    }
+}
+
+/// A 200 with this body, for operations that answer only that (besides problems).
+impl<T: ToJSON> ApiResponse for JsonBody<T> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: <Self as Payload>::CONTENT_TYPE,
+                    schema: <Self as Payload>::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}

@@ -291,9 +291,14 @@ impl Reply {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
+    /// Asserts the status, and that a successful answer's body is declared as the spec
+    /// declares it: exactly `application/json`.
     #[track_caller]
     pub fn assert_status(&self, status: StatusCode) {
         assert_eq!(self.status, status, "{}", self.json);
+        if status.is_success() && !self.json.is_null() {
+            assert_eq!(self.header("content-type"), Some("application/json"));
+        }
     }
 
     /// Asserts an RFC 9457 problem of this status and kind (the last part of its `type`)
