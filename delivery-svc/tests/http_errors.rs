@@ -281,6 +281,16 @@ async fn a_principal_over_its_rate_limit_gets_429_with_retry_after() {
         app.get("/v1/graph", &principal(Partner))
             .await
             .assert_status(StatusCode::OK);
+
+        // The probes are not limited: an orchestrator must not read a used-up budget as
+        // a dead or unready service, and the spec documents them as answering 200 only.
+        for probe in ["/healthz", "/readyz"] {
+            for _ in 0..3 {
+                let answer = app.get(probe, &operator).await;
+                answer.assert_status(StatusCode::OK);
+                assert_eq!(answer.header("ratelimit-limit"), None, "{probe}");
+            }
+        }
     })
     .await;
 }

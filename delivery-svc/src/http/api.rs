@@ -198,7 +198,8 @@ impl DeliveryApi {
         customer_id: Query<Option<Wire<CustomerId>>>,
         /// Only deliveries assigned to this partner.
         partner_id: Query<Option<String>>,
-        /// The `next_cursor` of the previous page.
+        /// The `next_cursor` of the previous page, as it was given: the service refuses
+        /// any other value (422).
         cursor: Query<Option<String>>,
         /// How many deliveries a page holds (the service caps it).
         // u32's maximum, stated: poem-openapi's schema of an unsigned integer omits it.
@@ -283,7 +284,8 @@ impl DeliveryApi {
     async fn operator_queue(
         &self,
         auth: BearerAuth,
-        /// The `next_cursor` of the previous page.
+        /// The `next_cursor` of the previous page, as it was given: the service refuses
+        /// any other value (422).
         cursor: Query<Option<String>>,
         /// How many deliveries a page holds (the service caps it).
         // u32's maximum, stated: poem-openapi's schema of an unsigned integer omits it.

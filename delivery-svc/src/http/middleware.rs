@@ -9,7 +9,8 @@
 //!    `bearer.<token>`.
 //! 3. [`RateLimit`]: per principal (by token subject; unauthenticated callers by peer
 //!    address), shared by all instances through Redis when it is configured and answers,
-//!    with `RateLimit-*` headers and 429 + `Retry-After` when used up.
+//!    with `RateLimit-*` headers and 429 + `Retry-After` when used up. The probes
+//!    ([`UNLIMITED_PATHS`]) are not limited.
 //! 4. [`BodyLimit`]: reads the body up to the configured size (413 beyond it) and
 //!    fingerprints the request for idempotency.
 
@@ -388,10 +389,17 @@ pub struct RateLimitEndpoint<E> {
     limit: RateLimit,
 }
 
+/// The liveness and readiness probes: an orchestrator polls them, and a budget used up by
+/// others calling from its address must not make it restart or unroute the service.
+pub const UNLIMITED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
 impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
+        if UNLIMITED_PATHS.contains(&request.uri().path()) {
+            return Ok(self.inner.call(request).await?.into_response());
+        }
         let burst = self.limit.burst.get();
         let (remaining, reset) = match self.limit.check(&RateLimitKey::of(&request)).await {
             Verdict::Allowed { remaining, reset } => (remaining, reset),
