@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,9 +29,9 @@ from delivery_service_client import AuthenticatedClient
 from delivery_service_client.api.deliveries import list_deliveries
 from delivery_service_client.models import DeliveryPage
 
-import opc_client
-import story
+import adapter_openapi_python_client
 from story import Story
+from story_client import STORY_ROLES, token
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,14 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROLES = ["service", "operator", "admin", "partner", "customer"]
 
 
-def token(role: str) -> str:
-    value = os.environ.get(f"{role.upper()}_TOKEN")
-    if not value:
-        raise SystemExit(f"{role.upper()}_TOKEN is not set")
-    return value
-
-
-def seed_deliveries(story: Story) -> None:
+def seed_deliveries(seeder: Story) -> None:
     """A delivery in each state someone can act on (two DELIVERED: the customer confirms
     or disputes), each of its own ordering, made through the generated client."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat()
@@ -61,15 +53,15 @@ def seed_deliveries(story: Story) -> None:
     ]
     print("seeding deliveries for the fuzzer", flush=True)
     for number, path in enumerate(seeds):
-        delivery_id = story.pay(f"ord-fuzz-{story.run}-{number}")
+        delivery_id = seeder.pay(f"ord-fuzz-{seeder.run}-{number}")
         for transition, source, target in path:
             role, payload = {
-                "pick_up": ("partner", {"partner_order_number": f"DX-{story.run}-fuzz-{number}"}),
+                "pick_up": ("partner", {"partner_order_number": f"DX-{seeder.run}-fuzz-{number}"}),
                 "deliver": ("partner", {"delivered_at": now}),
                 "fail": ("partner", {"reason": "PACKAGE_LOST", "detail": "Seeded for the fuzzer."}),
                 "escalate": ("operator", {"assignee": "op-fuzz"}),
             }[transition]
-            story.move(role, delivery_id, {"transition": transition, **payload}, source, target)
+            seeder.move(role, delivery_id, {"transition": transition, **payload}, source, target)
 
 
 def write_dictionary(path: Path, values: list[str]) -> None:
@@ -79,9 +71,8 @@ def write_dictionary(path: Path, values: list[str]) -> None:
     path.write_text("".join(json.dumps(value) + "\n" for value in values))
 
 
-def seed_dictionaries(base_url: str, work: Path) -> None:
-    """Real delivery ids, ordering ids and cursors, read from the service as an operator."""
-    client = AuthenticatedClient(base_url=base_url, token=token("operator"), raise_on_unexpected_status=True)
+def seed_dictionaries(client: AuthenticatedClient, work: Path) -> None:
+    """Real delivery ids, ordering ids and cursors, read from the service by `client`."""
     page = list_deliveries.sync(client=client, limit=100)
     if not isinstance(page, DeliveryPage):
         raise SystemExit(f"cannot list the deliveries: {page!r}")
@@ -181,9 +172,9 @@ def main() -> int:
     parser.add_argument("--roles", default=",".join(ROLES), help=f"a subset of {','.join(ROLES)}")
     args = parser.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    client = opc_client.connect(args.base_url, {role: token(role) for role in story.ROLES})
+    client = adapter_openapi_python_client.connect(args.base_url, {role: token(role) for role in STORY_ROLES})
     seed_deliveries(Story(client, args.customer_id, args.partner_id))
-    seed_dictionaries(args.base_url, args.work_dir)
+    seed_dictionaries(client.clients["operator"], args.work_dir)
     failed = [role for role in args.roles.split(",") if not run(role, args.base_url, args.work_dir, args)]
     if failed:
         print(f"schemathesis found problems as: {', '.join(failed)}", file=sys.stderr)

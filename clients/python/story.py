@@ -2,8 +2,8 @@
 """Drives the delivery story through a client generated from the served /openapi.json.
 
 The client is chosen by `--client`: each name is a module of this directory that wraps one
-generator's unedited output (`opc_client.py`: openapi-python-client; `ogen_client.py`:
-openapi-generator's `python` generator) in the few calls the story makes. Bodies cross
+generator's unedited output in the few calls the story makes (story_client.py):
+`adapter_openapi_python_client` and `adapter_openapi_generator` (its `python` generator). Bodies cross
 that boundary as JSON values made by the generated models themselves, so a model that does
 not read or write what the service sends shows up here. The story checks every answer and
 exits non-zero on the first mismatch:
@@ -22,42 +22,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import os
 import sys
 import uuid
-from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
-ROLES = ("service", "partner", "customer", "operator")
-
-
-class Answer(NamedTuple):
-    """A response as the generated client read it: the body is its model, as JSON."""
-
-    status: int
-    body: Any
-    headers: Mapping[str, str]
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
-
-
-class Client(Protocol):
-    """The operations the story calls, one generated operation each; `role` picks the
-    token."""
-
-    def ingest_payment_event(self, event: dict[str, Any]) -> Answer: ...
-
-    def get_delivery(self, role: str, delivery_id: str) -> Answer: ...
-
-    def apply_transition(
-        self, role: str, delivery_id: str, body: dict[str, Any], idempotency_key: str | None
-    ) -> Answer: ...
-
-    def get_delivery_history(self, role: str, delivery_id: str) -> Answer: ...
-
-    def list_ordering_deliveries(self, role: str, ordering_id: str) -> Answer: ...
-
+from story_client import STORY_ROLES, Answer, Client, token
 
 class Mismatch(Exception):
     """An answer of the service that is not what the story expects."""
@@ -75,11 +44,6 @@ def body_of(answer: Answer, status: int) -> dict[str, Any]:
     if not isinstance(answer.body, dict):
         raise Mismatch(f"expected a body, got {answer.body!r}")
     return answer.body
-
-
-def instant(text: str) -> datetime.datetime:
-    """An RFC 3339 time as a value, so that `Z` and `+00:00` compare equal."""
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class Story:
@@ -196,7 +160,7 @@ class Story:
         )
         expect(
             "confirmed delivery's delivered_at",
-            instant(confirmed["delivered_at"]),
+            datetime.datetime.fromisoformat(confirmed["delivered_at"]),
             delivered_at,
         )
         expect("a final state's allowed transitions", confirmed["allowed_transitions"], [])
@@ -275,7 +239,7 @@ def main() -> int:
     parser.add_argument(
         "--client",
         required=True,
-        choices=["opc_client", "ogen_client"],
+        choices=["adapter_openapi_python_client", "adapter_openapi_generator"],
         help="the module wrapping the generated client",
     )
     parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8080")
@@ -283,10 +247,7 @@ def main() -> int:
     parser.add_argument("--partner-id", default="simulated", help="the partner token's partner_id (DEFAULT_PARTNER)")
     args = parser.parse_args()
 
-    tokens = {}
-    for role in ROLES:
-        variable = f"{role.upper()}_TOKEN"
-        tokens[role] = os.environ.get(variable) or sys.exit(f"{variable} is not set")
+    tokens = {role: token(role) for role in STORY_ROLES}
     client = importlib.import_module(args.client).connect(args.base_url, tokens)
     story = Story(client, args.customer_id, args.partner_id)
     try:

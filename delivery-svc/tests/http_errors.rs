@@ -282,15 +282,18 @@ async fn a_principal_over_its_rate_limit_gets_429_with_retry_after() {
             .await
             .assert_status(StatusCode::OK);
 
-        // The probes are not limited: an orchestrator must not read a used-up budget as
-        // a dead or unready service, and the spec documents them as answering 200 only.
-        for probe in ["/healthz", "/readyz"] {
-            for _ in 0..3 {
-                let answer = app.get(probe, &operator).await;
-                answer.assert_status(StatusCode::OK);
-                assert_eq!(answer.header("ratelimit-limit"), None, "{probe}");
-            }
+        // The liveness probe is not limited (the spec documents it as answering 200
+        // only); the readiness probe, which pings the database, is.
+        for _ in 0..3 {
+            let answer = app.get("/healthz", &operator).await;
+            answer.assert_status(StatusCode::OK);
+            assert_eq!(answer.header("ratelimit-limit"), None);
         }
+        app.get("/readyz", &operator).await.assert_problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "/readyz",
+        );
     })
     .await;
 }

@@ -10,6 +10,30 @@ fn spec() -> Value {
     serde_json::from_str(&openapi_json()).expect("the spec is JSON")
 }
 
+/// Every operation of the spec, as ("METHOD /path", the operation).
+fn operations(spec: &Value) -> impl Iterator<Item = (String, &Value)> {
+    spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, operations)| {
+            let operations = operations.as_object().expect("operations");
+            operations.iter().map(move |(method, operation)| {
+                (format!("{} {path}", method.to_uppercase()), operation)
+            })
+        })
+}
+
+/// Every response of every operation, as ("METHOD /path", status, the response).
+fn responses(spec: &Value) -> impl Iterator<Item = (String, &str, &Value)> {
+    operations(spec).flat_map(|(operation, described)| {
+        let responses = described["responses"].as_object().expect("responses");
+        responses
+            .iter()
+            .map(move |(status, response)| (operation.clone(), status.as_str(), response))
+    })
+}
+
 #[test]
 fn the_spec_matches_its_reviewed_snapshot() {
     insta::assert_snapshot!("openapi", openapi_json());
@@ -18,14 +42,10 @@ fn the_spec_matches_its_reviewed_snapshot() {
 #[test]
 fn every_operation_of_the_spec_is_in_the_rbac_table_and_the_other_way_round() {
     let spec = spec();
-    let mut documented: Vec<String> = Vec::new();
-    for (path, operations) in spec["paths"].as_object().expect("paths") {
-        for (method, operation) in operations.as_object().expect("operations") {
-            if operation.get("security").is_some() {
-                documented.push(format!("{} {path}", method.to_uppercase()));
-            }
-        }
-    }
+    let mut documented: Vec<String> = operations(&spec)
+        .filter(|(_, operation)| operation.get("security").is_some())
+        .map(|(name, _)| name)
+        .collect();
     // The live updates' WebSocket is in the table but not in the spec, which cannot
     // describe one.
     let mut table: Vec<String> = Operation::ALL
@@ -57,18 +77,14 @@ fn the_transition_body_has_one_variant_per_transition_of_graph_yaml() {
 #[test]
 fn every_error_is_documented_as_problem_json() {
     let spec = spec();
-    for (path, operations) in spec["paths"].as_object().expect("paths") {
-        for (method, operation) in operations.as_object().expect("operations") {
-            for (status, response) in operation["responses"].as_object().expect("responses") {
-                if status.starts_with('4') || status.starts_with('5') {
-                    assert!(
-                        response["content"]
-                            .get("application/problem+json")
-                            .is_some(),
-                        "{method} {path} {status}"
-                    );
-                }
-            }
+    for (operation, status, response) in responses(&spec) {
+        if status.starts_with('4') || status.starts_with('5') {
+            assert!(
+                response["content"]
+                    .get("application/problem+json")
+                    .is_some(),
+                "{operation} {status}"
+            );
         }
     }
 }
@@ -144,27 +160,16 @@ fn the_spec_names_no_key_twice_in_one_object() {
 #[test]
 fn every_body_is_plain_json_or_problem_json() {
     let spec = spec();
+    let request_bodies = operations(&spec).filter_map(|(operation, described)| {
+        let body = described.get("requestBody")?;
+        Some((operation, "request", body))
+    });
     let mut others = Vec::new();
-    for (path, operations) in spec["paths"].as_object().expect("paths") {
-        for (method, operation) in operations.as_object().expect("operations") {
-            let request = operation.get("requestBody").into_iter();
-            let responses = operation["responses"].as_object().expect("responses");
-            for (at, body) in request.map(|body| ("request".to_owned(), body)).chain(
-                responses
-                    .iter()
-                    .map(|(status, body)| (status.clone(), body)),
-            ) {
-                for media_type in body["content"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(key, _)| key)
-                {
-                    if media_type != "application/json" && media_type != "application/problem+json"
-                    {
-                        others.push(format!("{method} {path} {at}: {media_type}"));
-                    }
-                }
+    for (operation, at, body) in request_bodies.chain(responses(&spec)) {
+        let media_types = body["content"].as_object().into_iter().flatten();
+        for (media_type, _) in media_types {
+            if media_type != "application/json" && media_type != "application/problem+json" {
+                others.push(format!("{operation} {at}: {media_type}"));
             }
         }
     }

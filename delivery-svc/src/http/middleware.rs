@@ -9,8 +9,8 @@
 //!    `bearer.<token>`.
 //! 3. [`RateLimit`]: per principal (by token subject; unauthenticated callers by peer
 //!    address), shared by all instances through Redis when it is configured and answers,
-//!    with `RateLimit-*` headers and 429 + `Retry-After` when used up. The probes
-//!    ([`UNLIMITED_PATHS`]) are not limited.
+//!    with `RateLimit-*` headers and 429 + `Retry-After` when used up. The liveness probe
+//!    ([`UNLIMITED_PATH`]) is not limited.
 //! 4. [`BodyLimit`]: reads the body up to the configured size (413 beyond it) and
 //!    fingerprints the request for idempotency.
 
@@ -389,15 +389,17 @@ pub struct RateLimitEndpoint<E> {
     limit: RateLimit,
 }
 
-/// The liveness and readiness probes: an orchestrator polls them, and a budget used up by
-/// others calling from its address must not make it restart or unroute the service.
-pub const UNLIMITED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+/// The liveness probe: an orchestrator polls it, and a budget used up by others calling
+/// from its address must not make it restart the service. It touches nothing, so it
+/// costs nothing to leave open. The readiness probe pings the database, so it stays
+/// limited: unlimited, anyone could keep the pool busy through it.
+pub const UNLIMITED_PATH: &str = "/healthz";
 
 impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, request: Request) -> poem::Result<Response> {
-        if UNLIMITED_PATHS.contains(&request.uri().path()) {
+        if request.uri().path() == UNLIMITED_PATH {
             return Ok(self.inner.call(request).await?.into_response());
         }
         let burst = self.limit.burst.get();
@@ -417,8 +419,9 @@ impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
     }
 }
 
-/// The caller's quota, on every response: a burst of `limit`, `remaining` of it left, and
-/// when the quota is whole again (on a 429, when a request will be let through).
+/// The caller's quota, on a successful answer or a 429: a burst of `limit`, `remaining` of
+/// it left, and when the quota is whole again (on a 429, when a request will be let
+/// through). Other errors leave the handler as errors and are rendered further out.
 pub(crate) fn set_rate_limit_headers(
     headers: &mut HeaderMap,
     limit: u32,

@@ -26,7 +26,7 @@ from delivery_service_client.models import (
 )
 from delivery_service_client.types import UNSET, Response
 
-from story import Answer
+from story_client import Answer
 
 # The generator makes one class per variant of the tagged union; the body names its own.
 VARIANTS = {
@@ -46,7 +46,7 @@ def answer(response: Response[Any]) -> Answer:
     return Answer(int(response.status_code), body, response.headers)
 
 
-class OpcClient:
+class OpenapiPythonClient:
     def __init__(self, base_url: str, tokens: dict[str, str]) -> None:
         # An undocumented status is a broken spec: raise rather than return None.
         self.clients = {
@@ -80,5 +80,5 @@ class OpcClient:
         return answer(list_ordering_deliveries.sync_detailed(ordering_id, client=self.clients[role]))
 
 
-def connect(base_url: str, tokens: dict[str, str]) -> OpcClient:
-    return OpcClient(base_url, tokens)
+def connect(base_url: str, tokens: dict[str, str]) -> OpenapiPythonClient:
+    return OpenapiPythonClient(base_url, tokens)

@@ -1,17 +1,17 @@
 """The story's calls through the client openapi-generator's `python` generator made
-(`delivery_generated_client`, installed unedited by .ci/api-clients)."""
+(`delivery_client_openapi_generator`, installed unedited by .ci/api-clients)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, Callable
 
-from delivery_generated_client import ApiClient, Configuration
-from delivery_generated_client.api import DeliveriesApi, PaymentsApi
-from delivery_generated_client.exceptions import ApiException
-from delivery_generated_client.models import PaymentEvent, TransitionRequest
+from delivery_client_openapi_generator import ApiClient, Configuration
+from delivery_client_openapi_generator.api import DeliveriesApi, PaymentsApi
+from delivery_client_openapi_generator.exceptions import ApiException
+from delivery_client_openapi_generator.models import PaymentEvent, TransitionRequest
 
-from story import Answer
+from story_client import Answer
 
 
 def answer(call: Callable[[], Any]) -> Answer:
@@ -26,7 +26,7 @@ def answer(call: Callable[[], Any]) -> Answer:
     return Answer(int(status), body, headers or {})
 
 
-class OgenClient:
+class OpenapiGeneratorClient:
     def __init__(self, base_url: str, tokens: dict[str, str]) -> None:
         def api_client(token: str) -> ApiClient:
             return ApiClient(Configuration(host=base_url, access_token=token))
@@ -58,5 +58,5 @@ class OgenClient:
         return answer(lambda: self.deliveries[role].list_ordering_deliveries_with_http_info(ordering_id))
 
 
-def connect(base_url: str, tokens: dict[str, str]) -> OgenClient:
-    return OgenClient(base_url, tokens)
+def connect(base_url: str, tokens: dict[str, str]) -> OpenapiGeneratorClient:
+    return OpenapiGeneratorClient(base_url, tokens)
