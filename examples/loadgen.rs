@@ -888,6 +888,13 @@ fn histogram() -> Result<Histogram<u64>, BoxError> {
     Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
 }
 
+/// A latency as [`histogram`] records it: in microseconds, at least its lowest value, 1.
+fn micros(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 /// Latencies and failures, per measure.
 #[derive(Debug)]
 struct Stats {
@@ -930,14 +937,11 @@ impl Stats {
         let answered = sent + elapsed;
         let first = self.all_busy.map_or(sent, |(first, _)| first);
         self.all_busy = Some((first, answered));
+        let micros = micros(elapsed);
+        self.latencies[measure as usize].saturating_record(micros);
         if measure.is_request() {
             self.answered
                 .push((answered, measure.is_transition(), elapsed));
-        }
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let micros = micros.max(1);
-        self.latencies[measure as usize].saturating_record(micros);
-        if measure.is_request() {
             self.all_latencies.saturating_record(micros);
         }
     }
@@ -1091,7 +1095,7 @@ impl Report {
             .count();
         let mut latencies = histogram().ok()?;
         for (.., latency) in &within {
-            latencies.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+            latencies.saturating_record(micros(*latency));
         }
         Some(AllBusy {
             seconds,

@@ -179,8 +179,9 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 /// What a command's reads and its one [`Batch`] of writes run on (ADR 0009), from
 /// [`OneBatch::begin`] to [`OneBatch::commit`], which runs the batch. Through the scope
 /// itself a command can only read: a write there is refused (sea-orm's own writes
-/// included), so nothing a command writes through it escapes its batch. On PostgreSQL the batch commits as it runs; on SQLite nothing is
-/// written until the transaction commits after it.
+/// included), so nothing a command writes through it escapes its batch. On PostgreSQL the
+/// batch commits as it runs; on SQLite nothing is written until the transaction commits
+/// after it.
 ///
 /// On PostgreSQL, one pooled connection outside a transaction: the batch is one
 /// statement, atomic by itself, and the reads before it need no transaction, because the
@@ -749,8 +750,8 @@ mod scope_tests {
     }
 
     /// A command's writes all go through its batch: nothing else it does through its scope
-    /// can write (so it cannot write outside the batch's all-or-nothing through it), and the batch
-    /// answers one lost race, so it takes one guarded save.
+    /// can write (so it cannot write outside the batch's all-or-nothing through it), and
+    /// the batch answers one lost race, so it takes one guarded save.
     #[tokio::test]
     async fn a_scope_writes_only_its_batch_with_at_most_one_guard() {
         on_every_database("scope", async |url| {

@@ -9,8 +9,8 @@
 //!    `bearer.<token>`.
 //! 3. [`RateLimit`]: per principal (by token subject; unauthenticated callers by peer
 //!    address), shared by all instances through Redis when it is configured and answers,
-//!    with `RateLimit-*` headers and 429 + `Retry-After` when used up. The liveness probe
-//!    ([`UNLIMITED_PATH`]) is not limited.
+//!    with `RateLimit-*` headers and 429 + `Retry-After` when used up. The liveness probe,
+//!    `/healthz`, is not limited.
 //! 4. [`BodyLimit`]: reads the body up to the configured size (413 beyond it) and
 //!    fingerprints the request for idempotency.
 
@@ -393,7 +393,7 @@ pub struct RateLimitEndpoint<E> {
 /// from its address must not make it restart the service. It touches nothing, so it
 /// costs nothing to leave open. The readiness probe pings the database, so it stays
 /// limited: unlimited, anyone could keep the pool busy through it.
-pub const UNLIMITED_PATH: &str = "/healthz";
+const UNLIMITED_PATH: &str = "/healthz";
 
 impl<E: Endpoint> Endpoint for RateLimitEndpoint<E> {
     type Output = Response;
