@@ -107,11 +107,7 @@ impl<B: EventBus> Relay<B> {
                 // a commit of this process, the poll interval, or shutdown.
                 Ok(round) if round.published == round.selected && round.selected < self.batch => {
                     backoff.reset();
-                    tokio::select! {
-                        () = self.wake.notified() => shutdown.sleep(self.linger).await,
-                        () = tokio::time::sleep(self.poll) => {}
-                        () = shutdown.wait() => {}
-                    }
+                    shutdown.idle(&self.wake, self.poll, self.linger).await;
                 }
                 // Progress: more may be waiting, go on (refused rows are retried in passing).
                 Ok(round) if round.published > 0 => {}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::bus::{EventBus, QueueSpec, Subscription};
@@ -67,6 +67,18 @@ impl Shutdown {
     pub async fn sleep(&mut self, pause: Duration) {
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
+            () = self.wait() => {}
+        }
+    }
+
+    /// What an idle worker does between rounds: waits for `wake` (a commit of this
+    /// process), then `linger` more so that one round takes the commits of the moment
+    /// instead of a round each; or for `poll` (work from other processes, retries come
+    /// due); or until stopping is asked for.
+    pub async fn idle(&mut self, wake: &Notify, poll: Duration, linger: Duration) {
+        tokio::select! {
+            () = wake.notified() => self.sleep(linger).await,
+            () = tokio::time::sleep(poll) => {}
             () = self.wait() => {}
         }
     }

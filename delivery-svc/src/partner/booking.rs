@@ -33,7 +33,7 @@ use reqwest::StatusCode;
 use sea_orm::prelude::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, UpdateMany,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -41,7 +41,7 @@ use tokio::sync::Notify;
 
 use crate::commands::Deliveries;
 use crate::config::BookingConfig;
-use crate::db::{begin_write, skip_locked};
+use crate::db::{Batch, begin_write, skip_locked};
 use crate::entity::{booking, delivery_order};
 use crate::messaging::workers::Shutdown;
 use crate::watchdog::system_context;
@@ -189,17 +189,14 @@ impl Booker {
     /// Books until `shutdown`; a round in progress is finished first.
     pub async fn run(self, mut shutdown: Shutdown) {
         let poll = Duration::from_millis(self.config.booking_poll_ms.get());
+        let linger = Duration::from_millis(self.config.booking_linger_ms);
         while !shutdown.requested() {
             match self.round(Utc::now()).await {
                 Ok(round) if round.claimed == self.config.booking_batch.get() => continue,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "bookings: database"),
             }
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-                () = shutdown.wait() => {}
-            }
+            shutdown.idle(&self.wake, poll, linger).await;
         }
         tracing::info!("booker stopped");
     }
@@ -231,30 +228,46 @@ impl Booker {
                 .map(async |(row, order)| self.book(&row, order, now).await),
         )
         .await;
-        // After the calls: if this fails, only the moot rows wait for their lease to lapse.
-        finish(db, &moot, BookingStatus::Moot, None, None).await?;
+        // After the calls, every outcome in one batch: if it fails, the rows wait for their
+        // lease to lapse and are booked again, which the partner answers with the same
+        // booking.
+        let mut records = Batch::new(db);
+        if !moot.is_empty() {
+            records.push(&settle(&moot, BookingStatus::Moot, None, None));
+        }
+        for outcome in &outcomes {
+            records.push(&outcome.record);
+        }
+        records.run(db).await?;
         let mut round = BookingRound {
             claimed: (moot.len() + outcomes.len()) as u64,
             booked: 0,
         };
         for outcome in outcomes {
-            match outcome {
-                Ok(BookingStatus::Booked) => round.booked += 1,
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "bookings: cannot record an outcome"),
+            match outcome.status {
+                BookingStatus::Booked => {
+                    self.stats.booked.fetch_add(1, Ordering::Relaxed);
+                    round.booked += 1;
+                }
+                BookingStatus::Refused => {
+                    if let Some((order, err)) = outcome.refusal {
+                        self.fail_refused(order, &err, now).await;
+                    }
+                }
+                BookingStatus::Pending | BookingStatus::Moot => {}
             }
         }
         Ok(round)
     }
 
-    /// Makes one claimed booking of `order` (in CREATED) and records how it went.
+    /// Makes one claimed booking of `order` (in CREATED): how it went, for the round to
+    /// record.
     async fn book(
         &self,
         row: &booking::Model,
         order: delivery_order::Model,
         now: DateTime<Utc>,
-    ) -> Result<BookingStatus, DbErr> {
-        let db = self.deliveries.db();
+    ) -> Outcome {
         let id = DeliveryId(row.delivery_id);
         // An open circuit answers Rejected without calling; that is not retried here.
         let circuit = self.circuit(&row.partner_id);
@@ -279,38 +292,36 @@ impl Booker {
             })
             .await;
         match answer {
-            Ok(booking_id) => {
-                finish(db, &[id.0], BookingStatus::Booked, Some(booking_id), None).await?;
-                self.stats.booked.fetch_add(1, Ordering::Relaxed);
-                Ok(BookingStatus::Booked)
-            }
+            Ok(booking_id) => Outcome::settled(
+                settle(&[id.0], BookingStatus::Booked, Some(booking_id), None),
+                BookingStatus::Booked,
+            ),
             Err(failsafe::Error::Rejected) => {
                 self.stats.held_by_circuit.fetch_add(1, Ordering::Relaxed);
                 let later = now + chrono_duration(self.open_for());
-                retry_later(db, id, row.attempts, later, "the partner's circuit is open").await?;
-                Ok(BookingStatus::Pending)
+                Outcome::settled(
+                    retry_later(id, row.attempts, later, "the partner's circuit is open"),
+                    BookingStatus::Pending,
+                )
             }
             Err(failsafe::Error::Inner(err)) if err.is_transient() => {
                 self.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
                 let attempts = row.attempts.saturating_add(1);
                 let later = now + chrono_duration(retry_delay(attempts));
                 tracing::warn!(delivery_id = %id, attempts, error = %err, "booking failed; will retry");
-                retry_later(db, id, attempts, later, &err.to_string()).await?;
-                Ok(BookingStatus::Pending)
+                Outcome::settled(
+                    retry_later(id, attempts, later, &err.to_string()),
+                    BookingStatus::Pending,
+                )
             }
             Err(failsafe::Error::Inner(err)) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(delivery_id = %id, error = %err, "the partner refused a booking");
-                finish(
-                    db,
-                    &[id.0],
-                    BookingStatus::Refused,
-                    None,
-                    Some(err.to_string()),
-                )
-                .await?;
-                self.fail_refused(order, &err, now).await;
-                Ok(BookingStatus::Refused)
+                Outcome {
+                    record: settle(&[id.0], BookingStatus::Refused, None, Some(err.to_string())),
+                    status: BookingStatus::Refused,
+                    refusal: Some((order, err)),
+                }
             }
         }
     }
@@ -442,17 +453,32 @@ async fn claim_due(
     Ok(due)
 }
 
-/// Settles the bookings `ids`: BOOKED (with the partner's id), REFUSED or MOOT.
-async fn finish(
-    db: &DatabaseConnection,
+/// How a claimed booking went: its new status, the update that records it, and for a
+/// refusal what failing its delivery needs.
+struct Outcome {
+    status: BookingStatus,
+    record: UpdateMany<booking::Entity>,
+    refusal: Option<(delivery_order::Model, CallError)>,
+}
+
+impl Outcome {
+    fn settled(record: UpdateMany<booking::Entity>, status: BookingStatus) -> Outcome {
+        Outcome {
+            status,
+            record,
+            refusal: None,
+        }
+    }
+}
+
+/// The update that settles the bookings `ids`: BOOKED (with the partner's id), REFUSED or
+/// MOOT.
+fn settle(
     ids: &[uuid::Uuid],
     status: BookingStatus,
     partner_booking_id: Option<String>,
     error: Option<String>,
-) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
+) -> UpdateMany<booking::Entity> {
     release(ids)
         .col_expr(booking::Column::Status, Expr::value(status.as_str()))
         .col_expr(
@@ -460,30 +486,23 @@ async fn finish(
             Expr::value(partner_booking_id),
         )
         .col_expr(booking::Column::LastError, Expr::value(error))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
-/// Leaves the booking PENDING, released, due again at `next`.
-async fn retry_later(
-    db: &DatabaseConnection,
+/// The update that leaves the booking PENDING, released, due again at `next`.
+fn retry_later(
     id: DeliveryId,
     attempts: i32,
     next: DateTime<Utc>,
     error: &str,
-) -> Result<(), DbErr> {
+) -> UpdateMany<booking::Entity> {
     release(&[id.0])
         .col_expr(booking::Column::Attempts, Expr::value(attempts))
         .col_expr(booking::Column::NextAttemptAt, Expr::value(next))
         .col_expr(booking::Column::LastError, Expr::value(error))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// The update of bookings `ids` that gives up their claim; the caller adds what changed.
-fn release(ids: &[uuid::Uuid]) -> sea_orm::UpdateMany<booking::Entity> {
+fn release(ids: &[uuid::Uuid]) -> UpdateMany<booking::Entity> {
     booking::Entity::update_many()
         .col_expr(
             booking::Column::ClaimedUntil,
