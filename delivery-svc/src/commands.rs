@@ -20,10 +20,10 @@ use delivery_core::{
     DeliveryId, DeliveryOrder, DeliverySnapshot, DeliveryState, EventMeta, GraphVersion,
     OrderingId, PhysicalLines, Role,
 };
-use sea_orm::sea_query::{Condition, OnConflict};
+use sea_orm::sea_query::{Alias, Condition, Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryTrait,
+    FromQueryResult, IdenStatic, Iterable, QueryFilter, QueryTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -148,9 +148,12 @@ impl Deliveries {
             ));
         }
         let message_id = payment.event_id.to_string();
+        let handled = async |db: &OneBatch| {
+            Ok(find_message_with_key(db, PAYMENT_CONSUMER, &message_id, ctx).await?)
+        };
         let written = self
-            .write_once(ctx, async |db, writes| {
-                if let Some(first) = find_message(db, PAYMENT_CONSUMER, &message_id).await? {
+            .write_once_after(ctx, handled, async |_db, writes, handled| {
+                if let Some(first) = handled {
                     return first_handling_of_payment(first);
                 }
                 let outcome = self.handle_payment(writes, payment, ctx)?;
@@ -687,6 +690,62 @@ pub(crate) async fn find_message(
     inbox::Entity::find_by_id((consumer.to_owned(), message_id.to_owned()))
         .one(db)
         .await
+}
+
+/// [`find_message`] and the request that used the caller's `Idempotency-Key` before, in one
+/// query: either may be missing, so both are joined to a table of one row.
+pub(crate) async fn find_message_with_key(
+    db: &impl ConnectionTrait,
+    consumer: &str,
+    message_id: &str,
+    ctx: &RequestContext,
+) -> Result<(Option<inbox::Model>, Earlier), DbErr> {
+    let Some(key) = &ctx.idempotency else {
+        return Ok((find_message(db, consumer, message_id).await?, None));
+    };
+    const MESSAGE: &str = "A_";
+    const EARLIER: &str = "B_";
+    let mut query = Query::select();
+    query.from_subquery(
+        Query::select().expr(Expr::val(1)).to_owned(),
+        Alias::new("one"),
+    );
+    select_prefixed::<inbox::Entity>(&mut query, MESSAGE);
+    select_prefixed::<idempotency_key::Entity>(&mut query, EARLIER);
+    query
+        .left_join(
+            inbox::Entity,
+            Condition::all()
+                .add(inbox::Column::Consumer.eq(consumer))
+                .add(inbox::Column::MessageId.eq(message_id)),
+        )
+        .left_join(
+            idempotency_key::Entity,
+            Condition::all()
+                .add(idempotency_key::Column::Subject.eq(ctx.principal.subject.as_str()))
+                .add(idempotency_key::Column::Key.eq(key.key.as_str())),
+        );
+    let row = db
+        .query_one(db.get_database_backend().build(&query))
+        .await?
+        .ok_or_else(|| DbErr::Custom("a join to a table of one row answered none".into()))?;
+    // As in sea-orm's `select_also`: columns that do not make a row are none. (A stored
+    // row that does not decode makes the batch fail on its key, and the lookup after that
+    // reports it.)
+    Ok((
+        inbox::Model::from_query_result_optional(&row, MESSAGE)?,
+        idempotency_key::Model::from_query_result_optional(&row, EARLIER)?,
+    ))
+}
+
+/// Every column of `E`, each named with `prefix` before it.
+fn select_prefixed<E: EntityTrait>(query: &mut SelectStatement, prefix: &str) {
+    for column in E::Column::iter() {
+        query.expr_as(
+            Expr::col((E::default(), column)),
+            Alias::new(format!("{prefix}{}", column.as_str())),
+        );
+    }
 }
 
 /// The write that records `message_id` as handled by `consumer`, with what handling it

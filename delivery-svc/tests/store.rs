@@ -168,6 +168,40 @@ async fn the_same_payment_event_twice_creates_one_delivery_order() {
     .await;
 }
 
+#[tokio::test]
+async fn a_payment_event_handled_under_one_key_is_already_handled_under_another_which_replays() {
+    on_every_backend(async |deliveries| {
+        let payment = payment("ord-1", "cust-1");
+        let keyed = |seconds, key| ctx_with_key(&service(), seconds, key, "POST /payment-events");
+        let first = deliveries
+            .ingest_payment(payment.clone(), &keyed(0, "key-1"))
+            .await
+            .expect("first");
+        let PaymentOutcome::Created { delivery_id } = first else {
+            panic!("expected Created, got {first:?}");
+        };
+        let already = PaymentOutcome::AlreadyHandled {
+            delivery_id: Some(delivery_id),
+        };
+
+        let under_another_key = deliveries
+            .ingest_payment(payment.clone(), &keyed(5, "key-2"))
+            .await
+            .expect("under another key");
+        assert_eq!(under_another_key, already);
+        assert_eq!(rows::<idempotency_key::Entity>(deliveries).await, 2);
+        let counts = row_counts(deliveries).await;
+
+        let replayed = deliveries
+            .ingest_payment(payment, &keyed(10, "key-2"))
+            .await
+            .expect("replayed");
+        assert_eq!(replayed, already);
+        assert_eq!(row_counts(deliveries).await, counts);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn the_same_payment_event_delivered_concurrently_creates_one_delivery_order() {
     on_every_backend(async |deliveries| {
