@@ -694,7 +694,7 @@ pub(crate) async fn find_message(
 
 /// [`find_message`] and the request that used the caller's `Idempotency-Key` before, in one
 /// query: either may be missing, so both are joined to a table of one row.
-pub(crate) async fn find_message_with_key(
+async fn find_message_with_key(
     db: &impl ConnectionTrait,
     consumer: &str,
     message_id: &str,
@@ -719,12 +719,7 @@ pub(crate) async fn find_message_with_key(
                 .add(inbox::Column::Consumer.eq(consumer))
                 .add(inbox::Column::MessageId.eq(message_id)),
         )
-        .left_join(
-            idempotency_key::Entity,
-            Condition::all()
-                .add(idempotency_key::Column::Subject.eq(ctx.principal.subject.as_str()))
-                .add(idempotency_key::Column::Key.eq(key.key.as_str())),
-        );
+        .left_join(idempotency_key::Entity, earlier_request(ctx, key));
     let row = db
         .query_one(db.get_database_backend().build(&query))
         .await?
@@ -736,6 +731,13 @@ pub(crate) async fn find_message_with_key(
         inbox::Model::from_query_result_optional(&row, MESSAGE)?,
         idempotency_key::Model::from_query_result_optional(&row, EARLIER)?,
     ))
+}
+
+/// The join condition that finds the request that used the caller's `key` before.
+fn earlier_request(ctx: &RequestContext, key: &IdempotencyKey) -> Condition {
+    Condition::all()
+        .add(idempotency_key::Column::Subject.eq(ctx.principal.subject.as_str()))
+        .add(idempotency_key::Column::Key.eq(key.key.as_str()))
 }
 
 /// Every column of `E`, each named with `prefix` before it.
@@ -853,12 +855,7 @@ async fn find_in_scope_with_key(
         return Ok((find_in_scope(db, id, scope).await?, None));
     };
     let mut select = delivery_order::Entity::find_by_id(id.0).select_also(idempotency_key::Entity);
-    QueryTrait::query(&mut select).left_join(
-        idempotency_key::Entity,
-        Condition::all()
-            .add(idempotency_key::Column::Subject.eq(ctx.principal.subject.as_str()))
-            .add(idempotency_key::Column::Key.eq(key.key.as_str())),
-    );
+    QueryTrait::query(&mut select).left_join(idempotency_key::Entity, earlier_request(ctx, key));
     let (row, earlier) = select.one(db).await?.unzip();
     Ok((in_scope(row, id, scope)?, earlier.flatten()))
 }

@@ -41,7 +41,7 @@ use tokio::sync::Notify;
 
 use crate::commands::Deliveries;
 use crate::config::BookingConfig;
-use crate::db::{Batch, begin_write, skip_locked};
+use crate::db::{Batch, OneBatch, begin_write, skip_locked};
 use crate::entity::{booking, delivery_order};
 use crate::messaging::workers::Shutdown;
 use crate::watchdog::system_context;
@@ -228,9 +228,9 @@ impl Booker {
                 .map(async |(row, order)| self.book(&row, order, now).await),
         )
         .await;
-        // After the calls, every outcome in one batch: if it fails, the rows wait for their
-        // lease to lapse and are booked again, which the partner answers with the same
-        // booking.
+        // After the calls, every outcome in one batch, all or nothing: if it fails, the
+        // rows wait for their lease to lapse and are booked again, which the partner
+        // answers with the same booking.
         let mut records = Batch::new(db);
         if !moot.is_empty() {
             records.push(&settle(&moot, BookingStatus::Moot, None, None));
@@ -238,7 +238,7 @@ impl Booker {
         for outcome in &outcomes {
             records.push(&outcome.record);
         }
-        records.run(db).await?;
+        OneBatch::begin(db).await?.commit(records).await?;
         let mut round = BookingRound {
             claimed: (moot.len() + outcomes.len()) as u64,
             booked: 0,

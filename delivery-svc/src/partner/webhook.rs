@@ -26,7 +26,7 @@ use delivery_core::{
 use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{Deliveries, StateChanges, find_message_with_key, record_message};
+use crate::commands::{Deliveries, StateChanges, find_message, record_message};
 use crate::db::{Batch, OneBatch};
 use crate::domain::{RequestContext, ServiceError};
 use crate::entity::{corrupt, delivery_order, from_db_seq, from_json, inbox};
@@ -115,12 +115,9 @@ impl Deliveries {
         ctx: &RequestContext,
     ) -> Result<WebhookOutcome, ServiceError> {
         let consumer = format!("webhook:{}", report.partner);
-        let handled = async |db: &OneBatch| {
-            Ok(find_message_with_key(db, &consumer, &report.webhook_id, ctx).await?)
-        };
         let written = self
-            .write_once_after(ctx, handled, async |db, writes, handled| {
-                if let Some(first) = handled {
+            .write_once(ctx, async |db, writes| {
+                if let Some(first) = find_message(db, &consumer, &report.webhook_id).await? {
                     return first_outcome(first);
                 }
                 let outcome = self.handle_report(db, writes, &report, ctx).await?;
