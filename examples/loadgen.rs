@@ -937,12 +937,12 @@ impl Stats {
         let answered = sent + elapsed;
         let first = self.all_busy.map_or(sent, |(first, _)| first);
         self.all_busy = Some((first, answered));
-        let micros = micros(elapsed);
-        self.latencies[measure as usize].saturating_record(micros);
+        let latency = micros(elapsed);
+        self.latencies[measure as usize].saturating_record(latency);
         if measure.is_request() {
             self.answered
                 .push((answered, measure.is_transition(), elapsed));
-            self.all_latencies.saturating_record(micros);
+            self.all_latencies.saturating_record(latency);
         }
     }
 

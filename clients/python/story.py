@@ -5,8 +5,8 @@ The client is chosen by `--client`: each name is a module of this directory that
 generator's unedited output in the few calls the story makes (story_client.py):
 `adapter_openapi_python_client` and `adapter_openapi_generator` (its `python` generator).
 Bodies cross that boundary as JSON values made by the generated models themselves, so a
-model that does not read or write what the service sends shows up here. The story checks every answer and
-exits non-zero on the first mismatch:
+model that does not read or write what the service sends shows up here. The story checks
+every answer and exits non-zero on the first mismatch:
 
 1. payment event -> CREATED -> pick_up -> deliver -> confirm_receipt (DELIVERY_CONFIRMED)
 2. payment event -> pick_up -> fail -> escalate -> resolve(REDELIVER), after which the

@@ -169,7 +169,8 @@ async fn the_same_payment_event_twice_creates_one_delivery_order() {
 }
 
 #[tokio::test]
-async fn a_payment_event_handled_under_one_key_is_already_handled_under_another_which_replays() {
+async fn a_payment_event_handled_under_one_key_is_already_handled_under_another_which_answers_alike_again()
+ {
     on_every_backend(async |deliveries| {
         let payment = payment("ord-1", "cust-1");
         let keyed = |seconds, key| ctx_with_key(&service(), seconds, key, "POST /payment-events");

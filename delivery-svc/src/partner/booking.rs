@@ -244,17 +244,12 @@ impl Booker {
             booked: 0,
         };
         for outcome in outcomes {
-            match outcome.status {
-                BookingStatus::Booked => {
-                    self.stats.booked.fetch_add(1, Ordering::Relaxed);
-                    round.booked += 1;
-                }
-                BookingStatus::Refused => {
-                    if let Some((order, err)) = outcome.refusal {
-                        self.fail_refused(order, &err, now).await;
-                    }
-                }
-                BookingStatus::Pending | BookingStatus::Moot => {}
+            if outcome.status == BookingStatus::Booked {
+                self.stats.booked.fetch_add(1, Ordering::Relaxed);
+                round.booked += 1;
+            }
+            if let Some((order, err)) = outcome.refusal {
+                self.fail_refused(order, &err, now).await;
             }
         }
         Ok(round)
