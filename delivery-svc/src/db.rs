@@ -689,7 +689,7 @@ mod tests {
 
 #[cfg(test)]
 #[path = "../tests/common/databases.rs"]
-mod test_databases;
+pub(crate) mod test_databases;
 
 /// What a [`OneBatch`] and its [`Batch`] guarantee, on the real databases.
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod m20261126_000001_index_delivery_order_by_state;
 mod m20261127_000001_create_booking;
 mod m20261128_000001_index_outbox_pending;
 mod m20261129_000001_create_batch_expect;
+mod m20261130_000001_index_only_what_is_looked_for;
 
 /// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
 #[derive(Debug)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_booking::Migration),
             Box::new(m20261128_000001_index_outbox_pending::Migration),
             Box::new(m20261129_000001_create_batch_expect::Migration),
+            Box::new(m20261130_000001_index_only_what_is_looked_for::Migration),
         ]
     }
 }
