@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use crate::auth::role_name;
 use crate::cache::DeliveryCache;
-use crate::db::{Batch, Guard, OneBatch, is_contention};
+use crate::db::{Batch, CommandConnections, Guard, OneBatch, is_contention};
 use crate::domain::{
     IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
     TransitionOutcome,
@@ -57,6 +57,8 @@ const PAYMENT_CONSUMER: &str = "payment.succeeded";
 #[derive(Debug, Clone)]
 pub struct Deliveries {
     db: DatabaseConnection,
+    /// What commands run on: `db`'s database, connections of their own on PostgreSQL.
+    connections: CommandConnections,
     /// The partner every new delivery order is assigned to.
     default_partner: String,
     /// Notified after every commit, so that the outbox relay publishes without waiting for
@@ -73,6 +75,7 @@ pub struct Deliveries {
 impl Deliveries {
     pub fn new(db: DatabaseConnection, default_partner: impl Into<String>) -> Self {
         Deliveries {
+            connections: CommandConnections::of(&db),
             db,
             default_partner: default_partner.into(),
             outbox_written: Arc::default(),
@@ -95,6 +98,7 @@ impl Deliveries {
     /// The same deliveries (notifications, cache, partners) through another connection pool
     /// of the same database.
     pub fn with_db(mut self, db: DatabaseConnection) -> Self {
+        self.connections = CommandConnections::of(&db);
         self.db = db;
         self
     }
@@ -111,6 +115,10 @@ impl Deliveries {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    pub(crate) fn connections(&self) -> &CommandConnections {
+        &self.connections
     }
 
     /// What the outbox relay waits on (see [`crate::messaging::relay`]).
@@ -379,7 +387,7 @@ impl Deliveries {
         P: AsyncFnOnce(&OneBatch) -> Result<(R, Earlier), ServiceError>,
         W: AsyncFnOnce(&OneBatch, &mut Batch, R) -> Result<T, ServiceError>,
     {
-        let scope = OneBatch::begin(&self.db).await?;
+        let scope = OneBatch::begin(&self.db, &self.connections).await?;
         let (prepared, earlier) = prepare(&scope).await?;
         if let (Some(earlier), Some(key)) = (earlier, &ctx.idempotency) {
             return replay(earlier, key);

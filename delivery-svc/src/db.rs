@@ -2,15 +2,15 @@
 //! the schema migrations; and the readiness check.
 
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use delivery_core::DeliveryId;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::prelude::async_trait::async_trait;
 use sea_orm::sea_query::{LockBehavior, LockType, Values};
 use sea_orm::sqlx::error::DatabaseError;
-use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, Postgres};
 use sea_orm::sqlx::query::Query;
 use sea_orm::sqlx::sqlite::{SqliteError, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
@@ -20,7 +20,7 @@ use sea_orm::{
     SqlxPostgresConnector, Statement, TransactionTrait,
 };
 use sea_query_binder::SqlxValues;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 /// How long a SQLite connection waits for another connection's write lock before it gives
 /// up with `database is locked`.
@@ -186,16 +186,17 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 /// On PostgreSQL, one pooled connection outside a transaction: the batch is one
 /// statement, atomic by itself, and the reads before it need no transaction, because the
 /// batch's guards check what they read (a version, a key that must still be free). That
-/// saves the `BEGIN` and `COMMIT` round trips. The connection is held from the first read
-/// to the batch, so a command waits for the pool once. On SQLite, a write transaction
-/// ([`begin_write`]), whose lock must come before the reads.
+/// saves the `BEGIN` and `COMMIT` round trips. The connection, one of the
+/// [`CommandConnections`], is held from the first read to the batch, so a command waits
+/// for a connection once. On SQLite, a write transaction ([`begin_write`]), whose lock must
+/// come before the reads.
 #[derive(Debug)]
 pub(crate) struct OneBatch(Held);
 
 /// What a [`OneBatch`] holds, and runs its batch on.
 #[derive(Debug)]
 enum Held {
-    Statement(Mutex<PoolConnection<Postgres>>),
+    Statement(Mutex<Lease>),
     Transaction(DatabaseTransaction),
 }
 
@@ -203,20 +204,14 @@ enum Held {
 const WRITE_OUTSIDE_THE_BATCH: &str = "a command writes only through its batch";
 
 impl OneBatch {
-    pub(crate) async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
-        Ok(OneBatch(if is_postgres(db) {
-            let pool = db.get_postgres_connection_pool();
-            Held::Statement(Mutex::new(pool.acquire().await.map_err(|err| {
-                DbErr::ConnectionAcquire(match err {
-                    sea_orm::sqlx::Error::PoolTimedOut => ConnAcquireErr::Timeout,
-                    other => {
-                        tracing::warn!(error = %other, "no PostgreSQL connection from the pool");
-                        ConnAcquireErr::ConnectionClosed
-                    }
-                })
-            })?))
-        } else {
-            Held::Transaction(begin_write(db).await?)
+    /// A scope on `db`, with a connection of `connections` on PostgreSQL.
+    pub(crate) async fn begin(
+        db: &DatabaseConnection,
+        connections: &CommandConnections,
+    ) -> Result<Self, DbErr> {
+        Ok(OneBatch(match &connections.0 {
+            Some(pool) => Held::Statement(Mutex::new(pool.lease().await?)),
+            None => Held::Transaction(begin_write(db).await?),
         }))
     }
 
@@ -260,6 +255,116 @@ impl ConnectionTrait for OneBatch {
     }
 }
 
+/// The PostgreSQL connections commands run on ([`OneBatch`]): a pool of their own beside
+/// sea-orm's, as large as the pool it is made for. sqlx pings a connection every time it
+/// goes back to its pool (sqlx 0.8 cannot be told not to), one more round trip for every
+/// command, which cost 2.6 % of the service's and PostgreSQL's CPU in the load generator
+/// (docs/benchmarks.md). Here a connection goes back without a word when everything run on
+/// it succeeded; one left mid-statement (its request cancelled) or after an error is closed
+/// instead, so that nothing half-read is handed on. One idle for [`PING_WHEN_IDLE_FOR`] or
+/// longer is pinged before use, as sea-orm's pool does.
+#[derive(Debug, Clone)]
+pub(crate) struct CommandConnections(Option<Arc<CommandPool>>);
+
+impl CommandConnections {
+    /// For `db`'s database, as many as its pool may open. None on SQLite, where a command
+    /// runs in a transaction of `db`'s own ([`begin_write`]), nor without a database.
+    pub(crate) fn of(db: &DatabaseConnection) -> Self {
+        let DatabaseConnection::SqlxPostgresPoolConnection(_) = db else {
+            return CommandConnections(None);
+        };
+        let pool = db.get_postgres_connection_pool();
+        let size = pool.options().get_max_connections() as usize;
+        CommandConnections(Some(Arc::new(CommandPool {
+            options: pool.connect_options().as_ref().clone(),
+            permits: Arc::new(Semaphore::new(size)),
+            idle: std::sync::Mutex::default(),
+        })))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct CommandPool {
+    options: PgConnectOptions,
+    /// One per connection open or being opened.
+    permits: Arc<Semaphore>,
+    /// The connections not in use, the most recently used last.
+    idle: std::sync::Mutex<Vec<(PgConnection, Instant)>>,
+}
+
+/// A connection idle this long is closed rather than kept, as sqlx's pools do by default.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl CommandPool {
+    /// A connection: the most recently used idle one, or a new one.
+    async fn lease(self: &Arc<Self>) -> Result<Lease, DbErr> {
+        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
+            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
+        let kept = self.idle.lock().expect("never poisoned").pop();
+        let connection = match kept {
+            Some((mut connection, since)) if since.elapsed() >= PING_WHEN_IDLE_FOR => {
+                match connection.ping().await {
+                    Ok(()) => connection,
+                    Err(_) => self.connect().await?,
+                }
+            }
+            Some((connection, _)) => connection,
+            None => self.connect().await?,
+        };
+        Ok(Lease {
+            connection: Some(connection),
+            reusable: true,
+            pool: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    async fn connect(&self) -> Result<PgConnection, DbErr> {
+        self.options
+            .connect()
+            .await
+            .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(err)))
+    }
+}
+
+/// A connection of a [`CommandPool`] in use: back to the pool when dropped, if reusable.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    connection: Option<PgConnection>,
+    /// Whatever was run on the connection finished and succeeded.
+    reusable: bool,
+    pool: Arc<CommandPool>,
+    /// Released after the connection is back (fields drop after [`Drop::drop`]), so that
+    /// the pool never holds more connections than permits.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    async fn run<T>(
+        &mut self,
+        statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sea_orm::sqlx::Error>,
+    ) -> Result<T, sea_orm::sqlx::Error> {
+        let connection = self.connection.as_mut().expect("held until dropped");
+        self.reusable = false;
+        let result = statement(connection).await;
+        self.reusable = result.is_ok();
+        result
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(connection) = self.connection.take().filter(|_| self.reusable) else {
+            return;
+        };
+        let mut idle = self.pool.idle.lock().expect("never poisoned");
+        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        idle.push((connection, Instant::now()));
+    }
+}
+
 /// sea-orm's statement as sqlx runs it, its values (moved out, not copied) bound as
 /// sea-orm binds them.
 fn bound(stmt: &mut Statement) -> Query<'_, Postgres, SqlxValues> {
@@ -278,8 +383,10 @@ impl ConnectionTrait for Held {
 
     async fn execute(&self, mut stmt: Statement) -> Result<ExecResult, DbErr> {
         match self {
-            Held::Statement(conn) => bound(&mut stmt)
-                .execute(&mut **conn.lock().await)
+            Held::Statement(lease) => lease
+                .lock()
+                .await
+                .run(async |connection| bound(&mut stmt).execute(connection).await)
                 .await
                 .map(ExecResult::from)
                 .map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(err))),
@@ -300,8 +407,10 @@ impl ConnectionTrait for Held {
 
     async fn query_one(&self, mut stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match self {
-            Held::Statement(conn) => bound(&mut stmt)
-                .fetch_optional(&mut **conn.lock().await)
+            Held::Statement(lease) => lease
+                .lock()
+                .await
+                .run(async |connection| bound(&mut stmt).fetch_optional(connection).await)
                 .await
                 .map(|row| row.map(QueryResult::from))
                 .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
@@ -311,8 +420,10 @@ impl ConnectionTrait for Held {
 
     async fn query_all(&self, mut stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self {
-            Held::Statement(conn) => bound(&mut stmt)
-                .fetch_all(&mut **conn.lock().await)
+            Held::Statement(lease) => lease
+                .lock()
+                .await
+                .run(async |connection| bound(&mut stmt).fetch_all(connection).await)
                 .await
                 .map(|rows| rows.into_iter().map(QueryResult::from).collect())
                 .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
@@ -695,7 +806,9 @@ pub(crate) mod test_databases;
 #[cfg(test)]
 mod scope_tests {
     use super::test_databases::{on_every_database, on_postgres};
-    use super::{Batch, DbErr, Guard, Held, OneBatch, connect, is_contention, migrate};
+    use super::{
+        Batch, CommandConnections, DbErr, Guard, Held, OneBatch, connect, is_contention, migrate,
+    };
     use crate::entity::{delivery_order, ordering};
     use delivery_core::DeliveryId;
     use sea_orm::prelude::Expr;
@@ -756,7 +869,9 @@ mod scope_tests {
     async fn a_scope_writes_only_its_batch_with_at_most_one_guard() {
         on_every_database("scope", async |url| {
             let db = migrated(&url).await;
-            let scope = OneBatch::begin(&db).await.expect("a scope");
+            let scope = OneBatch::begin(&db, &CommandConnections::of(&db))
+                .await
+                .expect("a scope");
             let outside = ordering("ord-outside").build(scope.get_database_backend());
             fn refused<T>(result: Result<T, DbErr>) -> bool {
                 matches!(result, Err(DbErr::Custom(message)) if message.contains("only through its batch"))
@@ -794,10 +909,11 @@ mod scope_tests {
     async fn a_batch_outside_a_transaction_is_all_or_nothing_on_postgres() {
         on_postgres("batch", async |url| {
             let db = migrated(&url).await;
+            let connections = CommandConnections::of(&db);
             // Each batch adds an ordering and then changes nothing where it must change a row.
             let no_delivery = DeliveryId(uuid::Uuid::new_v4());
             let run = async |batch: Batch| {
-                let scope = OneBatch::begin(&db).await.expect("a scope");
+                let scope = OneBatch::begin(&db, &connections).await.expect("a scope");
                 assert!(matches!(scope.0, Held::Statement(_)));
                 scope.commit(batch).await
             };
@@ -833,6 +949,75 @@ mod scope_tests {
                 0
             );
             db.close().await.expect("close");
+        })
+        .await;
+    }
+
+    /// The backend process serving `scope`'s connection.
+    async fn backend_pid(scope: &OneBatch) -> i32 {
+        let row = scope
+            .query_one(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT pg_backend_pid() AS pid",
+            ))
+            .await
+            .expect("a pid")
+            .expect("a row");
+        row.try_get("", "pid").expect("an int")
+    }
+
+    /// A pool of one connection, and the commands' own for it.
+    async fn one_connection_and_its_commands(
+        url: &str,
+    ) -> (DatabaseConnection, CommandConnections) {
+        let db = connect(url, NonZeroU32::MIN).await.expect("connect");
+        let connections = CommandConnections::of(&db);
+        (db, connections)
+    }
+
+    /// A command's connection is kept for the next command, with no round trip in between;
+    /// one whose statement was abandoned midway (its request cancelled) is closed, and the
+    /// next command gets a new one.
+    #[tokio::test]
+    async fn a_command_connection_serves_the_next_command_unless_left_mid_statement() {
+        on_postgres("lease", async |url| {
+            let (db, connections) = one_connection_and_its_commands(&url).await;
+            let scope = OneBatch::begin(&db, &connections).await.expect("a scope");
+            let first = backend_pid(&scope).await;
+            drop(scope);
+            let scope = OneBatch::begin(&db, &connections).await.expect("a scope");
+            assert_eq!(backend_pid(&scope).await, first, "the same connection");
+
+            let sleep = scope.query_one(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT pg_sleep(5)",
+            ));
+            tokio::time::timeout(std::time::Duration::from_millis(100), sleep)
+                .await
+                .expect_err("abandoned before its answer");
+            drop(scope);
+            let scope = OneBatch::begin(&db, &connections).await.expect("a scope");
+            assert_ne!(backend_pid(&scope).await, first, "a new connection");
+        })
+        .await;
+    }
+
+    /// Commands hold at most as many connections as the pool they are made for may open:
+    /// one more waits until one is back.
+    #[tokio::test]
+    async fn commands_wait_for_a_connection_while_as_many_as_the_pool_may_open_are_in_use() {
+        on_postgres("lease_limit", async |url| {
+            let (db, connections) = one_connection_and_its_commands(&url).await;
+            let held = OneBatch::begin(&db, &connections).await.expect("a scope");
+            let second = OneBatch::begin(&db, &connections);
+            tokio::pin!(second);
+            let waited =
+                tokio::time::timeout(std::time::Duration::from_millis(200), &mut second).await;
+            assert!(waited.is_err(), "the second waits while the first is held");
+            let pid = backend_pid(&held).await;
+            drop(held);
+            let second = second.await.expect("a scope once the first is back");
+            assert_eq!(backend_pid(&second).await, pid);
         })
         .await;
     }

@@ -238,7 +238,10 @@ impl Booker {
         for outcome in &outcomes {
             records.push(&outcome.record);
         }
-        OneBatch::begin(db).await?.commit(records).await?;
+        OneBatch::begin(db, self.deliveries.connections())
+            .await?
+            .commit(records)
+            .await?;
         let mut round = BookingRound {
             claimed: (moot.len() + outcomes.len()) as u64,
             booked: 0,
