@@ -411,7 +411,8 @@ impl Deliveries {
             Ok(outcome)
         }
         .await;
-        // The scope went with the batch: a failed one's connection is back in the pool.
+        // The scope went with the batch: a failed one's connection is back in its pool (or
+        // closed, if the batch was left midway).
         let outcome = match written {
             Ok(outcome) => outcome,
             Err(err) => return self.answered_meanwhile(ctx, err).await,

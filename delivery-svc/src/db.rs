@@ -22,6 +22,8 @@ use sea_orm::{
 use sea_query_binder::SqlxValues;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
+use crate::messaging::workers::Backoff;
+
 /// How long a SQLite connection waits for another connection's write lock before it gives
 /// up with `database is locked`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -259,9 +261,9 @@ impl ConnectionTrait for OneBatch {
 /// sea-orm's, as large as the pool it is made for. sqlx pings a connection every time it
 /// goes back to its pool (sqlx 0.8 cannot be told not to), one more round trip for every
 /// command, which cost 2.6 % of the service's and PostgreSQL's CPU in the load generator
-/// (docs/benchmarks.md). Here a connection goes back without a word when everything run on
-/// it succeeded; one left mid-statement (its request cancelled) or after an error is closed
-/// instead, so that nothing half-read is handed on. One idle for [`PING_WHEN_IDLE_FOR`] or
+/// (docs/benchmarks.md). Here a connection goes back without a word when every statement
+/// run on it was answered (with rows or with an error); one left mid-statement (its request
+/// cancelled) or broken is closed instead, so that nothing half-read is handed on. One idle for [`PING_WHEN_IDLE_FOR`] or
 /// longer is pinged before use, as sea-orm's pool does.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandConnections(Option<Arc<CommandPool>>);
@@ -286,7 +288,8 @@ impl CommandConnections {
 #[derive(Debug)]
 pub(crate) struct CommandPool {
     options: PgConnectOptions,
-    /// One per connection open or being opened.
+    /// One per connection in use: a lease takes an idle connection before it opens one,
+    /// so there are never more connections than permits.
     permits: Arc<Semaphore>,
     /// The connections not in use, the most recently used last.
     idle: std::sync::Mutex<Vec<(PgConnection, Instant)>>,
@@ -296,36 +299,47 @@ pub(crate) struct CommandPool {
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl CommandPool {
-    /// A connection: the most recently used idle one, or a new one.
+    /// A connection: the most recently used idle one, or a new one; within
+    /// [`ACQUIRE_TIMEOUT`] all told, as sea-orm's pool, else busy (a transient error).
     async fn lease(self: &Arc<Self>) -> Result<Lease, DbErr> {
-        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
-            .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
-        let kept = self.idle.lock().expect("never poisoned").pop();
-        let connection = match kept {
-            Some((mut connection, since)) if since.elapsed() >= PING_WHEN_IDLE_FOR => {
-                match connection.ping().await {
-                    Ok(()) => connection,
-                    Err(_) => self.connect().await?,
-                }
-            }
-            Some((connection, _)) => connection,
-            None => self.connect().await?,
-        };
-        Ok(Lease {
-            connection: Some(connection),
-            reusable: true,
-            pool: self.clone(),
-            _permit: permit,
+        tokio::time::timeout(ACQUIRE_TIMEOUT, async {
+            let permit = self.permits.clone().acquire_owned().await;
+            let permit =
+                permit.map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))?;
+            Ok(Lease {
+                connection: Some(self.connection().await),
+                reusable: true,
+                pool: self.clone(),
+                _permit: permit,
+            })
         })
+        .await
+        .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
     }
 
-    async fn connect(&self) -> Result<PgConnection, DbErr> {
-        self.options
-            .connect()
-            .await
-            .map_err(|err| DbErr::Conn(RuntimeErr::SqlxError(err)))
+    /// An idle connection that answers, or else a new one, trying again until it opens
+    /// (the caller's timeout ends the wait: a database restarting, or out of connections).
+    async fn connection(&self) -> PgConnection {
+        let kept = {
+            let mut idle = self.idle.lock().expect("never poisoned");
+            idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+            idle.pop()
+        };
+        if let Some((mut connection, since)) = kept
+            && (since.elapsed() < PING_WHEN_IDLE_FOR || connection.ping().await.is_ok())
+        {
+            return connection;
+        }
+        let mut backoff = Backoff::default();
+        loop {
+            match self.options.connect().await {
+                Ok(connection) => return connection,
+                Err(err) => {
+                    tracing::warn!(error = %err, "no new PostgreSQL connection for a command");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
     }
 }
 
@@ -333,7 +347,7 @@ impl CommandPool {
 #[derive(Debug)]
 pub(crate) struct Lease {
     connection: Option<PgConnection>,
-    /// Whatever was run on the connection finished and succeeded.
+    /// Every statement run on the connection was answered.
     reusable: bool,
     pool: Arc<CommandPool>,
     /// Released after the connection is back (fields drop after [`Drop::drop`]), so that
@@ -342,14 +356,18 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
+    /// Runs `statement` on the connection. An answer, an error the database sent
+    /// included, leaves it reusable (sqlx reads what is left of an answer before the next
+    /// statement); a statement abandoned midway or a broken connection does not, ever again.
     async fn run<T>(
         &mut self,
         statement: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sea_orm::sqlx::Error>,
     ) -> Result<T, sea_orm::sqlx::Error> {
         let connection = self.connection.as_mut().expect("held until dropped");
-        self.reusable = false;
+        let reusable = std::mem::replace(&mut self.reusable, false);
         let result = statement(connection).await;
-        self.reusable = result.is_ok();
+        self.reusable =
+            reusable && matches!(&result, Ok(_) | Err(sea_orm::sqlx::Error::Database(_)));
         result
     }
 }

@@ -388,7 +388,8 @@ mod tests {
     use std::num::NonZeroU32;
 
     /// The database's plan for `query`, one line per step. PostgreSQL is kept off
-    /// sequential scans, which an empty table would otherwise get whatever its indexes.
+    /// sequential scans, which an empty table would otherwise get whatever its indexes,
+    /// and plans as for any execution of a prepared statement, without the bound values.
     async fn plan(url: &str, query: Select<delivery_view::Entity>) -> String {
         let db = connect(url, NonZeroU32::MIN).await.expect("connect");
         migrate(&db).await.expect("migrate");
@@ -399,9 +400,11 @@ mod tests {
         };
         let txn = db.begin().await.expect("begin");
         if backend == DatabaseBackend::Postgres {
-            txn.execute_unprepared("SET LOCAL enable_seqscan = off")
-                .await
-                .expect("set");
+            txn.execute_unprepared(
+                "SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan",
+            )
+            .await
+            .expect("set");
         }
         let mut explained = query.build(backend);
         explained.sql = format!("{explain} {}", explained.sql);

@@ -434,6 +434,38 @@ async fn the_happy_path_ends_delivery_confirmed() {
     .await;
 }
 
+/// A partner's order number names one delivery of that partner: a second pick-up under
+/// it is the request's fault, and leaves that delivery as it was. The connection that met
+/// the refusal serves the next command.
+#[tokio::test]
+async fn a_partner_order_number_already_used_by_the_partner_is_refused() {
+    on_every_backend(async |deliveries| {
+        let (first, second) = (
+            new_delivery(deliveries, "cust-1", 0).await,
+            new_delivery(deliveries, "cust-2", 1).await,
+        );
+        let dhl = partner(PARTNER);
+        deliveries
+            .transition(first, pick_up("DX-7"), &ctx(&dhl, 10))
+            .await
+            .expect("the first pick-up");
+        let refused = deliveries
+            .transition(second, pick_up("DX-7"), &ctx(&dhl, 11))
+            .await
+            .expect_err("the same number again");
+        assert!(
+            matches!(&refused, ServiceError::Invalid(message) if message.contains("partner order number")),
+            "{refused:?}"
+        );
+        assert_eq!(event_seqs(deliveries, second).await, [1]);
+        deliveries
+            .transition(second, pick_up("DX-8"), &ctx(&dhl, 12))
+            .await
+            .expect("another number");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_redelivery_is_a_new_delivery_order_linked_both_ways() {
     on_every_backend(async |deliveries| {

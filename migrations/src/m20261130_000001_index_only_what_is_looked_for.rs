@@ -75,11 +75,12 @@ async fn rebuild(
 ) -> Result<(), DbErr> {
     let unique = if unique { "UNIQUE " } else { "" };
     // One call, so one connection: on SQLite, where the migration runs on the pool, another
-    // connection would still see the dropped index as it prepared the CREATE.
+    // connection would still see the dropped index as it prepared the CREATE. And no
+    // transaction there: a run cut off between the two is run again.
     manager
         .get_connection()
         .execute_unprepared(&format!(
-            "DROP INDEX {name}; CREATE {unique}INDEX {name} ON {definition}"
+            "DROP INDEX IF EXISTS {name}; CREATE {unique}INDEX {name} ON {definition}"
         ))
         .await?;
     Ok(())
