@@ -262,9 +262,10 @@ impl ConnectionTrait for OneBatch {
 /// goes back to its pool (sqlx 0.8 cannot be told not to), one more round trip for every
 /// command, which cost 2.6 % of the service's and PostgreSQL's CPU in the load generator
 /// (docs/benchmarks.md). Here a connection goes back without a word when every statement
-/// run on it was answered (with rows or with an error); one left mid-statement (its request
-/// cancelled) or broken is closed instead, so that nothing half-read is handed on. One idle for [`PING_WHEN_IDLE_FOR`] or
-/// longer is pinged before use, as sea-orm's pool does.
+/// run on it was answered (with rows or with an error); one left mid-statement (its
+/// request cancelled) or broken is closed instead, so that nothing half-read is handed on.
+/// One idle for [`PING_WHEN_IDLE_FOR`] or longer is pinged before use, one idle for
+/// [`IDLE_TIMEOUT`] closed, as sea-orm's pool does.
 #[derive(Debug, Clone)]
 pub(crate) struct CommandConnections(Option<Arc<CommandPool>>);
 
@@ -286,7 +287,7 @@ impl CommandConnections {
 }
 
 #[derive(Debug)]
-pub(crate) struct CommandPool {
+struct CommandPool {
     options: PgConnectOptions,
     /// One per connection in use: a lease takes an idle connection before it opens one,
     /// so there are never more connections than permits.
@@ -345,7 +346,7 @@ impl CommandPool {
 
 /// A connection of a [`CommandPool`] in use: back to the pool when dropped, if reusable.
 #[derive(Debug)]
-pub(crate) struct Lease {
+struct Lease {
     connection: Option<PgConnection>,
     /// Every statement run on the connection was answered.
     reusable: bool,
@@ -377,8 +378,8 @@ impl Drop for Lease {
         let Some(connection) = self.connection.take().filter(|_| self.reusable) else {
             return;
         };
+        // Those idle too long are closed as the next lease looks.
         let mut idle = self.pool.idle.lock().expect("never poisoned");
-        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
         idle.push((connection, Instant::now()));
     }
 }

@@ -384,15 +384,15 @@ mod tests {
     use super::*;
     use crate::db::test_databases::on_every_database;
     use crate::db::{connect, migrate};
-    use sea_orm::{ConnectionTrait, DatabaseBackend, QueryTrait, TransactionTrait};
+    use sea_orm::{
+        ConnectionTrait, DatabaseBackend, DatabaseConnection, QueryTrait, TransactionTrait,
+    };
     use std::num::NonZeroU32;
 
     /// The database's plan for `query`, one line per step. PostgreSQL is kept off
     /// sequential scans, which an empty table would otherwise get whatever its indexes,
     /// and plans as for any execution of a prepared statement, without the bound values.
-    async fn plan(url: &str, query: Select<delivery_view::Entity>) -> String {
-        let db = connect(url, NonZeroU32::MIN).await.expect("connect");
-        migrate(&db).await.expect("migrate");
+    async fn plan(db: &DatabaseConnection, query: Select<delivery_view::Entity>) -> String {
         let backend = db.get_database_backend();
         let (explain, column) = match backend {
             DatabaseBackend::Postgres => ("EXPLAIN", "QUERY PLAN"),
@@ -418,6 +418,8 @@ mod tests {
     #[tokio::test]
     async fn the_operators_queue_is_read_from_its_partial_index_page_after_page() {
         on_every_database("queue_plan", async |url| {
+            let db = connect(&url, NonZeroU32::MIN).await.expect("connect");
+            migrate(&db).await.expect("migrate");
             let cursor = PageCursor {
                 at: Utc::now(),
                 id: Uuid::new_v4(),
@@ -429,7 +431,7 @@ mod tests {
                     cursor,
                     MAX_PAGE_SIZE,
                 );
-                let plan = plan(&url, query).await;
+                let plan = plan(&db, query).await;
                 assert!(plan.contains("ix_delivery_view_queue"), "{plan}");
             }
         })

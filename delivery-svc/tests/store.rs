@@ -435,8 +435,8 @@ async fn the_happy_path_ends_delivery_confirmed() {
 }
 
 /// A partner's order number names one delivery of that partner: a second pick-up under
-/// it is the request's fault, and leaves that delivery as it was. The connection that met
-/// the refusal serves the next command.
+/// it is the request's fault, and leaves that delivery as it was, to be picked up under
+/// another number.
 #[tokio::test]
 async fn a_partner_order_number_already_used_by_the_partner_is_refused() {
     on_every_backend(async |deliveries| {
