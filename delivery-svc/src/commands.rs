@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use crate::auth::role_name;
 use crate::cache::DeliveryCache;
-use crate::db::{Batch, CommandConnections, Guard, OneBatch, is_contention};
+use crate::db::{Batch, Guard, OneBatch, RequestConnections, is_contention};
 use crate::domain::{
     IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
     TransitionOutcome,
@@ -58,7 +58,10 @@ const PAYMENT_CONSUMER: &str = "payment.succeeded";
 pub struct Deliveries {
     db: DatabaseConnection,
     /// What commands run on: `db`'s database, connections of their own on PostgreSQL.
-    connections: CommandConnections,
+    connections: RequestConnections,
+    /// What queries run on: as `connections`, but a pool apart, so that reads never queue
+    /// behind writes for a connection.
+    read_connections: RequestConnections,
     /// The partner every new delivery order is assigned to.
     default_partner: String,
     /// Notified after every commit, so that the outbox relay publishes without waiting for
@@ -75,7 +78,8 @@ pub struct Deliveries {
 impl Deliveries {
     pub fn new(db: DatabaseConnection, default_partner: impl Into<String>) -> Self {
         Deliveries {
-            connections: CommandConnections::of(&db),
+            connections: RequestConnections::of(&db),
+            read_connections: RequestConnections::of(&db),
             db,
             default_partner: default_partner.into(),
             outbox_written: Arc::default(),
@@ -98,7 +102,8 @@ impl Deliveries {
     /// The same deliveries (notifications, cache, partners) through another connection pool
     /// of the same database.
     pub fn with_db(mut self, db: DatabaseConnection) -> Self {
-        self.connections = CommandConnections::of(&db);
+        self.connections = RequestConnections::of(&db);
+        self.read_connections = RequestConnections::of(&db);
         self.db = db;
         self
     }
@@ -117,8 +122,12 @@ impl Deliveries {
         &self.db
     }
 
-    pub(crate) fn connections(&self) -> &CommandConnections {
+    pub(crate) fn connections(&self) -> &RequestConnections {
         &self.connections
+    }
+
+    pub(crate) fn read_connections(&self) -> &RequestConnections {
+        &self.read_connections
     }
 
     /// What the outbox relay waits on (see [`crate::messaging::relay`]).
@@ -229,7 +238,7 @@ impl Deliveries {
             Err(err @ (ServiceError::Database(_) | ServiceError::Conflict { .. })) => err,
             other => return other,
         };
-        match find_message(&self.db, consumer, message_id).await? {
+        match find_message(&self.reads().await?, consumer, message_id).await? {
             Some(row) => first(row),
             None => Err(err),
         }
@@ -268,7 +277,7 @@ impl Deliveries {
             Err(ServiceError::Busy(err)) if is_contention(&err) => {
                 // Refused before the order was read (the SQLite write lock not granted in
                 // time, say): the conflict names the version there is now.
-                let row = find_in_scope(&self.db, id, &scope).await?;
+                let row = find_in_scope(&self.reads().await?, id, &scope).await?;
                 let expected = from_db_seq("version", row.version)?;
                 Err(ServiceError::Conflict { id, expected })
             }
@@ -438,7 +447,7 @@ impl Deliveries {
         let Some(key) = &ctx.idempotency else {
             return Err(err);
         };
-        match find_key(&self.db, ctx).await? {
+        match find_key(&self.reads().await?, ctx).await? {
             Some(earlier) => replay(earlier, key),
             None => Err(err),
         }

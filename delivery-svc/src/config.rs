@@ -75,14 +75,14 @@ pub struct Config {
 /// cannot starve the background work of connections, nor it the requests.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PoolConfig {
-    /// Database connections for the HTTP API's requests; on PostgreSQL their commands have
-    /// as many again of their own.
+    /// Database connections for the HTTP API's requests; on PostgreSQL their commands and
+    /// their queries each have as many again of their own.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value = "10", global = true)]
     pub database_pool_size: NonZeroU32,
 
     /// Database connections for the background work: the outbox relay, the payment
-    /// consumer, the booker and the watchdogs; on PostgreSQL their commands have as many
-    /// again of their own.
+    /// consumer, the booker and the watchdogs; on PostgreSQL their commands and their
+    /// queries each have as many again of their own.
     #[arg(long, env = "WORKER_POOL_SIZE", default_value = "4", global = true)]
     pub worker_pool_size: NonZeroU32,
 }

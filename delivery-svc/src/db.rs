@@ -10,7 +10,7 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::prelude::async_trait::async_trait;
 use sea_orm::sea_query::{LockBehavior, LockType, Values};
 use sea_orm::sqlx::error::DatabaseError;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, Postgres};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sea_orm::sqlx::query::Query;
 use sea_orm::sqlx::sqlite::{SqliteError, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
@@ -189,17 +189,19 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 /// statement, atomic by itself, and the reads before it need no transaction, because the
 /// batch's guards check what they read (a version, a key that must still be free). That
 /// saves the `BEGIN` and `COMMIT` round trips. The connection, one of the
-/// [`CommandConnections`], is held from the first read to the batch, so a command waits
+/// [`RequestConnections`], is held from the first read to the batch, so a command waits
 /// for a connection once. On SQLite, a write transaction ([`begin_write`]), whose lock must
 /// come before the reads.
 #[derive(Debug)]
 pub(crate) struct OneBatch(Held);
 
-/// What a [`OneBatch`] holds, and runs its batch on.
+/// What a [`OneBatch`] holds, and runs its batch on; or what [`Reads`] run on.
 #[derive(Debug)]
 enum Held {
     Statement(Mutex<Lease>),
     Transaction(DatabaseTransaction),
+    /// For [`Reads`] on SQLite only: never a batch's.
+    Pool(DatabaseConnection),
 }
 
 /// What a write through a [`OneBatch`] (not through its batch) is refused with.
@@ -209,85 +211,106 @@ impl OneBatch {
     /// A scope on `db`, with a connection of `connections` on PostgreSQL.
     pub(crate) async fn begin(
         db: &DatabaseConnection,
-        connections: &CommandConnections,
+        connections: &RequestConnections,
     ) -> Result<Self, DbErr> {
-        Ok(OneBatch(match &connections.0 {
-            Some(pool) => Held::Statement(Mutex::new(pool.lease().await?)),
-            None => Held::Transaction(begin_write(db).await?),
-        }))
+        let otherwise = async || Ok(Held::Transaction(begin_write(db).await?));
+        Ok(OneBatch(connections.hold(otherwise).await?))
     }
 
     /// Runs `writes` and commits: the one way a command's changes are written.
     pub(crate) async fn commit(self, writes: Batch) -> Result<(), DbErr> {
         writes.run(&self.0).await?;
         match self.0 {
-            Held::Statement(_) => Ok(()),
             Held::Transaction(txn) => txn.commit().await,
+            Held::Statement(_) | Held::Pool(_) => Ok(()),
         }
     }
 }
 
-#[async_trait]
-impl ConnectionTrait for OneBatch {
-    fn get_database_backend(&self) -> DatabaseBackend {
-        self.0.get_database_backend()
-    }
+/// `ConnectionTrait` for a scope through which only reads go, run by the scope's `.0`; a
+/// write is refused with `$refusal`. sea-orm sends an insert, update or delete that returns
+/// rows as a query where the backend supports `RETURNING`; without it, every write comes to
+/// `execute`, and one that must return rows is not sent at all (sea-orm panics).
+macro_rules! reads_only {
+    ($scope:ty, $refusal:expr) => {
+        #[async_trait]
+        impl ConnectionTrait for $scope {
+            fn get_database_backend(&self) -> DatabaseBackend {
+                self.0.get_database_backend()
+            }
 
-    /// sea-orm sends an insert, update or delete that returns rows as a query where the
-    /// backend supports `RETURNING`; without it, every write comes to `execute`, and one
-    /// that must return rows is not sent at all (sea-orm panics).
-    fn support_returning(&self) -> bool {
-        false
-    }
+            fn support_returning(&self) -> bool {
+                false
+            }
 
-    async fn execute(&self, _: Statement) -> Result<ExecResult, DbErr> {
-        Err(DbErr::Custom(WRITE_OUTSIDE_THE_BATCH.into()))
-    }
+            async fn execute(&self, _: Statement) -> Result<ExecResult, DbErr> {
+                Err(DbErr::Custom($refusal.into()))
+            }
 
-    async fn execute_unprepared(&self, _: &str) -> Result<ExecResult, DbErr> {
-        Err(DbErr::Custom(WRITE_OUTSIDE_THE_BATCH.into()))
-    }
+            async fn execute_unprepared(&self, _: &str) -> Result<ExecResult, DbErr> {
+                Err(DbErr::Custom($refusal.into()))
+            }
 
-    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.0.query_one(stmt).await
-    }
+            async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+                self.0.query_one(stmt).await
+            }
 
-    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.0.query_all(stmt).await
-    }
+            async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+                self.0.query_all(stmt).await
+            }
+        }
+    };
 }
 
-/// The PostgreSQL connections commands run on ([`OneBatch`]): a pool of their own beside
-/// sea-orm's, as large as the pool it is made for. sqlx pings a connection every time it
-/// goes back to its pool (sqlx 0.8 cannot be told not to), one more round trip for every
-/// command, which cost 2.6 % of the service's and PostgreSQL's CPU in the load generator
+reads_only!(OneBatch, WRITE_OUTSIDE_THE_BATCH);
+
+/// PostgreSQL connections for requests: one such pool for commands ([`OneBatch`]), one
+/// for queries ([`Reads`]), each beside sea-orm's and as large as the pool it is made for,
+/// which the rest keeps (readiness, a rebuild; the background work has a pool of its own).
+/// sqlx pings a connection every time it goes back to its pool (sqlx 0.8 cannot be told
+/// not to), one more round trip for every request, which cost 2.6 % of the service's and PostgreSQL's CPU in the load generator
 /// (docs/benchmarks.md). Here a connection goes back without a word when every statement
 /// run on it was answered (with rows or with an error); one left mid-statement (its
 /// request cancelled) or broken is closed instead, so that nothing half-read is handed on.
 /// One idle for [`PING_WHEN_IDLE_FOR`] or longer is pinged before use, one idle for
 /// [`IDLE_TIMEOUT`] closed, as sea-orm's pool does.
 #[derive(Debug, Clone)]
-pub(crate) struct CommandConnections(Option<Arc<CommandPool>>);
+pub(crate) struct RequestConnections(Option<Arc<RequestPool>>);
 
-impl CommandConnections {
+impl RequestConnections {
     /// For `db`'s database, as many as its pool may open. None on SQLite, where a command
-    /// runs in a transaction of `db`'s own ([`begin_write`]), nor without a database.
+    /// runs in a transaction of `db`'s own ([`begin_write`]) and a query on its pool, nor
+    /// without a database.
     pub(crate) fn of(db: &DatabaseConnection) -> Self {
         let DatabaseConnection::SqlxPostgresPoolConnection(_) = db else {
-            return CommandConnections(None);
+            return RequestConnections(None);
         };
         let pool = db.get_postgres_connection_pool();
         let size = pool.options().get_max_connections() as usize;
-        CommandConnections(Some(Arc::new(CommandPool {
+        RequestConnections(Some(Arc::new(RequestPool {
+            made_for: pool.clone(),
             options: pool.connect_options().as_ref().clone(),
             permits: Arc::new(Semaphore::new(size)),
             idle: std::sync::Mutex::default(),
         })))
     }
+
+    /// One of these connections on PostgreSQL, else what `otherwise` holds.
+    async fn hold(
+        &self,
+        otherwise: impl AsyncFnOnce() -> Result<Held, DbErr>,
+    ) -> Result<Held, DbErr> {
+        match &self.0 {
+            Some(pool) => Ok(Held::Statement(Mutex::new(pool.lease().await?))),
+            None => otherwise().await,
+        }
+    }
 }
 
 #[derive(Debug)]
-struct CommandPool {
+struct RequestPool {
+    /// sea-orm's pool: once it is closed, so is this one.
+    made_for: PgPool,
     options: PgConnectOptions,
     /// One per connection in use: a lease takes an idle connection before it opens one,
     /// so there are never more connections than permits.
@@ -299,10 +322,15 @@ struct CommandPool {
 /// A connection idle this long is closed rather than kept, as sqlx's pools do by default.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
-impl CommandPool {
+impl RequestPool {
     /// A connection: the most recently used idle one, or a new one; within
-    /// [`ACQUIRE_TIMEOUT`] all told, as sea-orm's pool, else busy (a transient error).
+    /// [`ACQUIRE_TIMEOUT`] all told, as sea-orm's pool, else busy (a transient error). None
+    /// once sea-orm's pool is closed (the service stopping), as from that pool.
     async fn lease(self: &Arc<Self>) -> Result<Lease, DbErr> {
+        if self.made_for.is_closed() {
+            self.idle.lock().expect("never poisoned").clear();
+            return Err(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed));
+        }
         tokio::time::timeout(ACQUIRE_TIMEOUT, async {
             let permit = self.permits.clone().acquire_owned().await;
             let permit =
@@ -344,13 +372,13 @@ impl CommandPool {
     }
 }
 
-/// A connection of a [`CommandPool`] in use: back to the pool when dropped, if reusable.
+/// A connection of a [`RequestPool`] in use: back to the pool when dropped, if reusable.
 #[derive(Debug)]
 struct Lease {
     connection: Option<PgConnection>,
     /// Every statement run on the connection was answered.
     reusable: bool,
-    pool: Arc<CommandPool>,
+    pool: Arc<RequestPool>,
     /// Released after the connection is back (fields drop after [`Drop::drop`]), so that
     /// the pool never holds more connections than permits.
     _permit: OwnedSemaphorePermit,
@@ -391,25 +419,44 @@ fn bound(stmt: &mut Statement) -> Query<'_, Postgres, SqlxValues> {
     sea_orm::sqlx::query_with(&stmt.sql, SqlxValues(values))
 }
 
+impl Lease {
+    async fn execute(&mut self, mut stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.run(async |connection| bound(&mut stmt).execute(connection).await)
+            .await
+            .map(ExecResult::from)
+            .map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(err)))
+    }
+
+    async fn query_one(&mut self, mut stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.run(async |connection| bound(&mut stmt).fetch_optional(connection).await)
+            .await
+            .map(|row| row.map(QueryResult::from))
+            .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))
+    }
+
+    async fn query_all(&mut self, mut stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.run(async |connection| bound(&mut stmt).fetch_all(connection).await)
+            .await
+            .map(|rows| rows.into_iter().map(QueryResult::from).collect())
+            .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))
+    }
+}
+
 #[async_trait]
 impl ConnectionTrait for Held {
     fn get_database_backend(&self) -> DatabaseBackend {
         match self {
             Held::Statement(_) => DatabaseBackend::Postgres,
             Held::Transaction(txn) => txn.get_database_backend(),
+            Held::Pool(db) => db.get_database_backend(),
         }
     }
 
-    async fn execute(&self, mut stmt: Statement) -> Result<ExecResult, DbErr> {
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         match self {
-            Held::Statement(lease) => lease
-                .lock()
-                .await
-                .run(async |connection| bound(&mut stmt).execute(connection).await)
-                .await
-                .map(ExecResult::from)
-                .map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(err))),
+            Held::Statement(lease) => lease.lock().await.execute(stmt).await,
             Held::Transaction(txn) => txn.execute(stmt).await,
+            Held::Pool(db) => db.execute(stmt).await,
         }
     }
 
@@ -421,35 +468,52 @@ impl ConnectionTrait for Held {
                     .await
             }
             Held::Transaction(txn) => txn.execute_unprepared(sql).await,
+            Held::Pool(db) => db.execute_unprepared(sql).await,
         }
     }
 
-    async fn query_one(&self, mut stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match self {
-            Held::Statement(lease) => lease
-                .lock()
-                .await
-                .run(async |connection| bound(&mut stmt).fetch_optional(connection).await)
-                .await
-                .map(|row| row.map(QueryResult::from))
-                .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
+            Held::Statement(lease) => lease.lock().await.query_one(stmt).await,
             Held::Transaction(txn) => txn.query_one(stmt).await,
+            Held::Pool(db) => db.query_one(stmt).await,
         }
     }
 
-    async fn query_all(&self, mut stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self {
-            Held::Statement(lease) => lease
-                .lock()
-                .await
-                .run(async |connection| bound(&mut stmt).fetch_all(connection).await)
-                .await
-                .map(|rows| rows.into_iter().map(QueryResult::from).collect())
-                .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err))),
+            Held::Statement(lease) => lease.lock().await.query_all(stmt).await,
             Held::Transaction(txn) => txn.query_all(stmt).await,
+            Held::Pool(db) => db.query_all(stmt).await,
         }
     }
 }
+
+/// What a query of the read models runs on: on PostgreSQL one of the
+/// [`RequestConnections`] for queries, as a command runs on those for commands (no ping as
+/// it goes back, the most recently used first); on SQLite the pool, whose readers do not
+/// wait for its writer (WAL). Read-only: a write through it is refused.
+#[derive(Debug)]
+pub(crate) struct Reads(Held);
+
+/// What a write through [`Reads`] is refused with.
+const WRITE_THROUGH_READS: &str = "a query only reads";
+
+impl Reads {
+    /// A connection of `connections` on PostgreSQL, else `db`'s pool.
+    pub(crate) async fn begin(
+        db: &DatabaseConnection,
+        connections: &RequestConnections,
+    ) -> Result<Self, DbErr> {
+        Ok(Reads(
+            connections
+                .hold(async || Ok(Held::Pool(db.clone())))
+                .await?,
+        ))
+    }
+}
+
+reads_only!(Reads, WRITE_THROUGH_READS);
 
 /// Whether the database refused a statement because a concurrent transaction holds or
 /// changed what it needs, so the same request may succeed if retried: SQLite's busy and
@@ -826,7 +890,8 @@ pub(crate) mod test_databases;
 mod scope_tests {
     use super::test_databases::{on_every_database, on_postgres};
     use super::{
-        Batch, CommandConnections, DbErr, Guard, Held, OneBatch, connect, is_contention, migrate,
+        Batch, DbErr, Guard, Held, OneBatch, Reads, RequestConnections, connect, is_contention,
+        migrate,
     };
     use crate::entity::{delivery_order, ordering};
     use delivery_core::DeliveryId;
@@ -888,7 +953,7 @@ mod scope_tests {
     async fn a_scope_writes_only_its_batch_with_at_most_one_guard() {
         on_every_database("scope", async |url| {
             let db = migrated(&url).await;
-            let scope = OneBatch::begin(&db, &CommandConnections::of(&db))
+            let scope = OneBatch::begin(&db, &RequestConnections::of(&db))
                 .await
                 .expect("a scope");
             let outside = ordering("ord-outside").build(scope.get_database_backend());
@@ -928,7 +993,7 @@ mod scope_tests {
     async fn a_batch_outside_a_transaction_is_all_or_nothing_on_postgres() {
         on_postgres("batch", async |url| {
             let db = migrated(&url).await;
-            let connections = CommandConnections::of(&db);
+            let connections = RequestConnections::of(&db);
             // Each batch adds an ordering and then changes nothing where it must change a row.
             let no_delivery = DeliveryId(uuid::Uuid::new_v4());
             let run = async |batch: Batch| {
@@ -973,7 +1038,7 @@ mod scope_tests {
     }
 
     /// The backend process serving `scope`'s connection.
-    async fn backend_pid(scope: &OneBatch) -> i32 {
+    async fn backend_pid(scope: &impl ConnectionTrait) -> i32 {
         let row = scope
             .query_one(sea_orm::Statement::from_string(
                 sea_orm::DatabaseBackend::Postgres,
@@ -985,12 +1050,12 @@ mod scope_tests {
         row.try_get("", "pid").expect("an int")
     }
 
-    /// A pool of one connection, and the commands' own for it.
-    async fn one_connection_and_its_commands(
+    /// A pool of one connection, and the requests' own for it.
+    async fn one_connection_and_its_requests(
         url: &str,
-    ) -> (DatabaseConnection, CommandConnections) {
+    ) -> (DatabaseConnection, RequestConnections) {
         let db = connect(url, NonZeroU32::MIN).await.expect("connect");
-        let connections = CommandConnections::of(&db);
+        let connections = RequestConnections::of(&db);
         (db, connections)
     }
 
@@ -1000,7 +1065,7 @@ mod scope_tests {
     #[tokio::test]
     async fn a_command_connection_serves_the_next_command_unless_left_mid_statement() {
         on_postgres("lease", async |url| {
-            let (db, connections) = one_connection_and_its_commands(&url).await;
+            let (db, connections) = one_connection_and_its_requests(&url).await;
             let scope = OneBatch::begin(&db, &connections).await.expect("a scope");
             let first = backend_pid(&scope).await;
             drop(scope);
@@ -1026,7 +1091,7 @@ mod scope_tests {
     #[tokio::test]
     async fn commands_wait_for_a_connection_while_as_many_as_the_pool_may_open_are_in_use() {
         on_postgres("lease_limit", async |url| {
-            let (db, connections) = one_connection_and_its_commands(&url).await;
+            let (db, connections) = one_connection_and_its_requests(&url).await;
             let held = OneBatch::begin(&db, &connections).await.expect("a scope");
             let second = OneBatch::begin(&db, &connections);
             tokio::pin!(second);
@@ -1037,6 +1102,35 @@ mod scope_tests {
             drop(held);
             let second = second.await.expect("a scope once the first is back");
             assert_eq!(backend_pid(&second).await, pid);
+        })
+        .await;
+    }
+
+    /// A query only reads; on PostgreSQL, the next query gets the connection the last one
+    /// gave back, with no ping in between.
+    #[tokio::test]
+    async fn a_query_only_reads_and_on_postgres_hands_its_connection_to_the_next() {
+        on_every_database("reads", async |url| {
+            let (db, connections) = one_connection_and_its_requests(&url).await;
+            migrate(&db).await.expect("migrate");
+            let reads = Reads::begin(&db, &connections).await.expect("reads");
+            fn refused<T>(result: Result<T, DbErr>) -> bool {
+                matches!(result, Err(DbErr::Custom(message)) if message.contains("only reads"))
+            }
+            let write = ordering("ord-read").build(reads.get_database_backend());
+            assert!(refused(reads.execute(write).await));
+            assert!(refused(
+                reads.execute_unprepared("DELETE FROM ordering").await
+            ));
+            assert!(refused(ordering_row("ord-active").insert(&reads).await));
+            assert!(orderings(&db).await.is_empty());
+            if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+                let first = backend_pid(&reads).await;
+                drop(reads);
+                let reads = Reads::begin(&db, &connections).await.expect("reads");
+                assert_eq!(backend_pid(&reads).await, first, "the same connection");
+            }
+            db.close().await.expect("close");
         })
         .await;
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::commands::Deliveries;
+use crate::db::Reads;
 use crate::domain::{
     DeliveryFilter, DeliveryView, HistoryEntry, Page, Principal, PrincipalRole, ServiceError,
 };
@@ -85,6 +86,11 @@ impl Scope {
 }
 
 impl Deliveries {
+    /// What a query runs on (see [`Reads`]).
+    pub(crate) async fn reads(&self) -> Result<Reads, DbErr> {
+        Reads::begin(self.db(), self.read_connections()).await
+    }
+
     /// One delivery, if the caller may see it.
     pub async fn delivery(
         &self,
@@ -110,7 +116,7 @@ impl Deliveries {
     /// Delivery `id` as the read model has it, whoever asks.
     pub(crate) async fn view(&self, id: DeliveryId) -> Result<Option<DeliveryView>, DbErr> {
         delivery_view::Entity::find_by_id(id.0)
-            .one(self.db())
+            .one(&self.reads().await?)
             .await?
             .map(to_view)
             .transpose()
@@ -144,7 +150,7 @@ impl Deliveries {
             .filter(Scope::of(principal).condition())
             .order_by_asc(delivery_view::Column::CreatedAt)
             .order_by_asc(delivery_view::Column::Id)
-            .all(self.db())
+            .all(&self.reads().await?)
             .await?;
         Ok(rows.into_iter().map(to_view).collect::<Result<_, _>>()?)
     }
@@ -159,7 +165,7 @@ impl Deliveries {
         let rows = delivery_history::Entity::find()
             .filter(delivery_history::Column::DeliveryId.eq(id.0))
             .order_by_asc(delivery_history::Column::Seq)
-            .all(self.db())
+            .all(&self.reads().await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -205,7 +211,7 @@ impl Deliveries {
             .map(|cursor| PageCursor::decode(&cursor))
             .transpose()?;
         let mut rows = page_query(condition, keyset, cursor.as_ref(), limit)
-            .all(self.db())
+            .all(&self.reads().await?)
             .await?;
         let has_more = rows.len() as u64 > limit;
         rows.truncate(rows.len().min(limit as usize));
