@@ -324,8 +324,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl RequestPool {
     /// A connection: the most recently used idle one, or a new one; within
-    /// [`ACQUIRE_TIMEOUT`] all told, as sea-orm's pool, else busy (a transient error). None
-    /// once sea-orm's pool is closed (the service stopping), as from that pool.
+    /// [`ACQUIRE_TIMEOUT`] all told, as sea-orm's pool, else busy (a transient error).
+    /// Refused once sea-orm's pool is closed (the service stopping), as by that pool.
     async fn lease(self: &Arc<Self>) -> Result<Lease, DbErr> {
         if self.made_for.is_closed() {
             self.idle.lock().expect("never poisoned").clear();
@@ -364,7 +364,7 @@ impl RequestPool {
             match self.options.connect().await {
                 Ok(connection) => return connection,
                 Err(err) => {
-                    tracing::warn!(error = %err, "no new PostgreSQL connection for a command");
+                    tracing::warn!(error = %err, "no new PostgreSQL connection for a request");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
@@ -403,7 +403,8 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(connection) = self.connection.take().filter(|_| self.reusable) else {
+        let reusable = self.reusable && !self.pool.made_for.is_closed();
+        let Some(connection) = self.connection.take().filter(|_| reusable) else {
             return;
         };
         // Those idle too long are closed as the next lease looks.
@@ -890,8 +891,8 @@ pub(crate) mod test_databases;
 mod scope_tests {
     use super::test_databases::{on_every_database, on_postgres};
     use super::{
-        Batch, DbErr, Guard, Held, OneBatch, Reads, RequestConnections, connect, is_contention,
-        migrate,
+        Batch, ConnAcquireErr, DbErr, Guard, Held, OneBatch, Reads, RequestConnections, connect,
+        is_contention, migrate,
     };
     use crate::entity::{delivery_order, ordering};
     use delivery_core::DeliveryId;
@@ -1106,8 +1107,8 @@ mod scope_tests {
         .await;
     }
 
-    /// A query only reads; on PostgreSQL, the next query gets the connection the last one
-    /// gave back, with no ping in between.
+    /// A query only reads. On PostgreSQL it runs on a connection of its pool, not sea-orm's,
+    /// which the next query gets once it is back; none once sea-orm's pool is closed.
     #[tokio::test]
     async fn a_query_only_reads_and_on_postgres_hands_its_connection_to_the_next() {
         on_every_database("reads", async |url| {
@@ -1124,13 +1125,26 @@ mod scope_tests {
             ));
             assert!(refused(ordering_row("ord-active").insert(&reads).await));
             assert!(orderings(&db).await.is_empty());
-            if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-                let first = backend_pid(&reads).await;
-                drop(reads);
-                let reads = Reads::begin(&db, &connections).await.expect("reads");
-                assert_eq!(backend_pid(&reads).await, first, "the same connection");
+            if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+                assert!(matches!(reads.0, Held::Pool(_)));
+                return;
             }
-            db.close().await.expect("close");
+            assert!(matches!(reads.0, Held::Statement(_)));
+            let first = backend_pid(&reads).await;
+            assert_ne!(first, backend_pid(&db).await, "not sea-orm's connection");
+            drop(reads);
+            let reads = Reads::begin(&db, &connections).await.expect("reads");
+            assert_eq!(backend_pid(&reads).await, first, "the same connection");
+            drop(reads);
+            db.clone().close().await.expect("close");
+            let closed = Reads::begin(&db, &connections).await;
+            assert!(
+                matches!(
+                    closed,
+                    Err(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed))
+                ),
+                "{closed:?}"
+            );
         })
         .await;
     }
