@@ -268,12 +268,12 @@ reads_only!(OneBatch, WRITE_OUTSIDE_THE_BATCH);
 /// for queries ([`Reads`]), each beside sea-orm's and as large as the pool it is made for,
 /// which the rest keeps (readiness, a rebuild; the background work has a pool of its own).
 /// sqlx pings a connection every time it goes back to its pool (sqlx 0.8 cannot be told
-/// not to), one more round trip for every request, which cost 2.6 % of the service's and PostgreSQL's CPU in the load generator
-/// (docs/benchmarks.md). Here a connection goes back without a word when every statement
-/// run on it was answered (with rows or with an error); one left mid-statement (its
-/// request cancelled) or broken is closed instead, so that nothing half-read is handed on.
-/// One idle for [`PING_WHEN_IDLE_FOR`] or longer is pinged before use, one idle for
-/// [`IDLE_TIMEOUT`] closed, as sea-orm's pool does.
+/// not to), one more round trip for every request, which cost 2.6 % of the service's and
+/// PostgreSQL's CPU in the load generator (docs/benchmarks.md). Here a connection goes
+/// back without a word when every statement run on it was answered (with rows or with an
+/// error); one left mid-statement (its request cancelled) or broken is closed instead, so
+/// that nothing half-read is handed on. One idle for [`PING_WHEN_IDLE_FOR`] or longer is
+/// pinged before use, one idle for [`IDLE_TIMEOUT`] closed, as sea-orm's pool does.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestConnections(Option<Arc<RequestPool>>);
 
@@ -399,28 +399,7 @@ impl Lease {
             reusable && matches!(&result, Ok(_) | Err(sea_orm::sqlx::Error::Database(_)));
         result
     }
-}
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let reusable = self.reusable && !self.pool.made_for.is_closed();
-        let Some(connection) = self.connection.take().filter(|_| reusable) else {
-            return;
-        };
-        // Those idle too long are closed as the next lease looks.
-        let mut idle = self.pool.idle.lock().expect("never poisoned");
-        idle.push((connection, Instant::now()));
-    }
-}
-
-/// sea-orm's statement as sqlx runs it, its values (moved out, not copied) bound as
-/// sea-orm binds them.
-fn bound(stmt: &mut Statement) -> Query<'_, Postgres, SqlxValues> {
-    let values = stmt.values.take().unwrap_or(Values(Vec::new()));
-    sea_orm::sqlx::query_with(&stmt.sql, SqlxValues(values))
-}
-
-impl Lease {
     async fn execute(&mut self, mut stmt: Statement) -> Result<ExecResult, DbErr> {
         self.run(async |connection| bound(&mut stmt).execute(connection).await)
             .await
@@ -441,6 +420,25 @@ impl Lease {
             .map(|rows| rows.into_iter().map(QueryResult::from).collect())
             .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))
     }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let reusable = self.reusable && !self.pool.made_for.is_closed();
+        let Some(connection) = self.connection.take().filter(|_| reusable) else {
+            return;
+        };
+        // Those idle too long are closed as the next lease looks.
+        let mut idle = self.pool.idle.lock().expect("never poisoned");
+        idle.push((connection, Instant::now()));
+    }
+}
+
+/// sea-orm's statement as sqlx runs it, its values (moved out, not copied) bound as
+/// sea-orm binds them.
+fn bound(stmt: &mut Statement) -> Query<'_, Postgres, SqlxValues> {
+    let values = stmt.values.take().unwrap_or(Values(Vec::new()));
+    sea_orm::sqlx::query_with(&stmt.sql, SqlxValues(values))
 }
 
 #[async_trait]
@@ -891,8 +889,8 @@ pub(crate) mod test_databases;
 mod scope_tests {
     use super::test_databases::{on_every_database, on_postgres};
     use super::{
-        Batch, ConnAcquireErr, DbErr, Guard, Held, OneBatch, Reads, RequestConnections, connect,
-        is_contention, migrate,
+        Batch, ConnAcquireErr, DbErr, Guard, Held, OneBatch, Reads, RequestConnections,
+        WRITE_OUTSIDE_THE_BATCH, WRITE_THROUGH_READS, connect, is_contention, migrate,
     };
     use crate::entity::{delivery_order, ordering};
     use delivery_core::DeliveryId;
@@ -957,18 +955,12 @@ mod scope_tests {
             let scope = OneBatch::begin(&db, &RequestConnections::of(&db))
                 .await
                 .expect("a scope");
-            let outside = ordering("ord-outside").build(scope.get_database_backend());
-            fn refused<T>(result: Result<T, DbErr>) -> bool {
-                matches!(result, Err(DbErr::Custom(message)) if message.contains("only through its batch"))
-            }
-            assert!(refused(scope.execute(outside).await));
-            assert!(refused(
-                scope.execute_unprepared("DELETE FROM ordering").await
-            ));
-            // sea-orm's own writes, which on PostgreSQL would return rows as a query.
-            assert!(refused(ordering_row("ord-active").insert(&scope).await));
+            refuses_every_write(&scope, WRITE_OUTSIDE_THE_BATCH).await;
 
-            let (first, second) = (DeliveryId(uuid::Uuid::new_v4()), DeliveryId(uuid::Uuid::new_v4()));
+            let (first, second) = (
+                DeliveryId(uuid::Uuid::new_v4()),
+                DeliveryId(uuid::Uuid::new_v4()),
+            );
             let mut writes = Batch::new(&scope);
             writes.push(&ordering("ord-batch"));
             writes
@@ -980,7 +972,10 @@ mod scope_tests {
             assert!(err.to_string().contains("guards one save"), "{err}");
             assert_eq!(writes.guard(), Some(guard(first)));
             assert!(is_contention(
-                &scope.commit(writes).await.expect_err("the first guard missed")
+                &scope
+                    .commit(writes)
+                    .await
+                    .expect_err("the first guard missed")
             ));
             assert!(orderings(&db).await.is_empty());
             db.close().await.expect("close");
@@ -1036,6 +1031,25 @@ mod scope_tests {
             db.close().await.expect("close");
         })
         .await;
+    }
+
+    /// Checks that every kind of write through `scope` is refused with `refusal`: a
+    /// statement, an unprepared one, and sea-orm's own (which on PostgreSQL would return
+    /// rows as a query).
+    async fn refuses_every_write(scope: &impl ConnectionTrait, refusal: &str) {
+        fn refused<T: std::fmt::Debug>(result: Result<T, DbErr>, refusal: &str) {
+            assert!(
+                matches!(&result, Err(DbErr::Custom(message)) if message == refusal),
+                "{result:?}"
+            );
+        }
+        let write = ordering("ord-outside").build(scope.get_database_backend());
+        refused(scope.execute(write).await, refusal);
+        refused(
+            scope.execute_unprepared("DELETE FROM ordering").await,
+            refusal,
+        );
+        refused(ordering_row("ord-active").insert(scope).await, refusal);
     }
 
     /// The backend process serving `scope`'s connection.
@@ -1115,15 +1129,7 @@ mod scope_tests {
             let (db, connections) = one_connection_and_its_requests(&url).await;
             migrate(&db).await.expect("migrate");
             let reads = Reads::begin(&db, &connections).await.expect("reads");
-            fn refused<T>(result: Result<T, DbErr>) -> bool {
-                matches!(result, Err(DbErr::Custom(message)) if message.contains("only reads"))
-            }
-            let write = ordering("ord-read").build(reads.get_database_backend());
-            assert!(refused(reads.execute(write).await));
-            assert!(refused(
-                reads.execute_unprepared("DELETE FROM ordering").await
-            ));
-            assert!(refused(ordering_row("ord-active").insert(&reads).await));
+            refuses_every_write(&reads, WRITE_THROUGH_READS).await;
             assert!(orderings(&db).await.is_empty());
             if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
                 assert!(matches!(reads.0, Held::Pool(_)));
