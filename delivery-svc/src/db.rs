@@ -338,6 +338,7 @@ impl RequestPool {
             Ok(Lease {
                 connection: Some(self.connection().await),
                 reusable: true,
+                in_transaction: false,
                 pool: self.clone(),
                 _permit: permit,
             })
@@ -378,6 +379,8 @@ struct Lease {
     connection: Option<PgConnection>,
     /// Every statement run on the connection was answered.
     reusable: bool,
+    /// Between a [`Claim`]'s `BEGIN` and its `COMMIT`: not to be handed on.
+    in_transaction: bool,
     pool: Arc<RequestPool>,
     /// Released after the connection is back (fields drop after [`Drop::drop`]), so that
     /// the pool never holds more connections than permits.
@@ -420,11 +423,31 @@ impl Lease {
             .map(|rows| rows.into_iter().map(QueryResult::from).collect())
             .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err)))
     }
+
+    /// Begins a transaction; until [`Lease::commit`] the connection is closed, not handed
+    /// on, when the lease ends (closing it rolls the transaction back).
+    async fn begin(&mut self) -> Result<(), DbErr> {
+        self.in_transaction = true;
+        self.execute(Statement::from_string(DatabaseBackend::Postgres, "BEGIN"))
+            .await
+            .map(drop)
+    }
+
+    /// Ends the transaction: committed, or rolled back by the server if a statement of it
+    /// failed. An error that leaves the connection unusable also leaves it not reusable.
+    async fn commit(&mut self) -> Result<(), DbErr> {
+        let committed = self
+            .execute(Statement::from_string(DatabaseBackend::Postgres, "COMMIT"))
+            .await
+            .map(drop);
+        self.in_transaction = false;
+        committed
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let reusable = self.reusable && !self.pool.made_for.is_closed();
+        let reusable = self.reusable && !self.in_transaction && !self.pool.made_for.is_closed();
         let Some(connection) = self.connection.take().filter(|_| reusable) else {
             return;
         };
@@ -513,6 +536,60 @@ impl Reads {
 }
 
 reads_only!(Reads, WRITE_THROUGH_READS);
+
+/// A transaction in which a worker claims rows ([`skip_locked`]) and writes what it did
+/// with them. On PostgreSQL, one of the [`RequestConnections`] between `BEGIN` and
+/// `COMMIT`, so that, as for a command, no ping follows as the connection goes back; one
+/// dropped uncommitted (an error, a round cut off) is closed, which rolls it back, and
+/// never handed on mid-transaction. On SQLite, a write transaction ([`begin_write`]).
+#[derive(Debug)]
+pub(crate) struct Claim(Held);
+
+impl Claim {
+    /// A transaction on `db`, on a connection of `connections` on PostgreSQL.
+    pub(crate) async fn begin(
+        db: &DatabaseConnection,
+        connections: &RequestConnections,
+    ) -> Result<Self, DbErr> {
+        let otherwise = async || Ok(Held::Transaction(begin_write(db).await?));
+        let mut held = connections.hold(otherwise).await?;
+        if let Held::Statement(lease) = &mut held {
+            lease.get_mut().begin().await?;
+        }
+        Ok(Claim(held))
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        match self.0 {
+            Held::Statement(lease) => lease.into_inner().commit().await,
+            Held::Transaction(txn) => txn.commit().await,
+            Held::Pool(_) => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for Claim {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.0.get_database_backend()
+    }
+
+    async fn execute(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.0.execute(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.0.execute_unprepared(sql).await
+    }
+
+    async fn query_one(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.0.query_one(stmt).await
+    }
+
+    async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.0.query_all(stmt).await
+    }
+}
 
 /// Whether the database refused a statement because a concurrent transaction holds or
 /// changed what it needs, so the same request may succeed if retried: SQLite's busy and
@@ -889,7 +966,7 @@ pub(crate) mod test_databases;
 mod scope_tests {
     use super::test_databases::{on_every_database, on_postgres};
     use super::{
-        Batch, ConnAcquireErr, DbErr, Guard, Held, OneBatch, Reads, RequestConnections,
+        Batch, Claim, ConnAcquireErr, DbErr, Guard, Held, OneBatch, Reads, RequestConnections,
         WRITE_OUTSIDE_THE_BATCH, WRITE_THROUGH_READS, connect, is_contention, migrate,
     };
     use crate::entity::{delivery_order, ordering};
@@ -1097,6 +1174,50 @@ mod scope_tests {
             drop(scope);
             let scope = OneBatch::begin(&db, &connections).await.expect("a scope");
             assert_ne!(backend_pid(&scope).await, first, "a new connection");
+        })
+        .await;
+    }
+
+    /// A worker's transaction commits what it wrote, and on PostgreSQL hands its connection
+    /// on, with no round trip in between; one dropped uncommitted leaves nothing, and on
+    /// PostgreSQL its connection is closed, not handed on mid-transaction.
+    #[tokio::test]
+    async fn a_claim_commits_or_leaves_nothing_and_never_hands_on_an_open_transaction() {
+        on_every_database("claim", async |url| {
+            let (db, connections) = one_connection_and_its_requests(&url).await;
+            migrate(&db).await.expect("migrate");
+            let on_postgres = db.get_database_backend() == sea_orm::DatabaseBackend::Postgres;
+
+            let claim = Claim::begin(&db, &connections).await.expect("a claim");
+            assert_eq!(matches!(claim.0, Held::Statement(_)), on_postgres);
+            ordering("ord-dropped")
+                .exec(&claim)
+                .await
+                .expect("written in the claim");
+            let pid = async |claim: &Claim| match on_postgres {
+                true => Some(backend_pid(claim).await),
+                false => None,
+            };
+            let dropped = pid(&claim).await;
+            drop(claim);
+            assert!(orderings(&db).await.is_empty(), "rolled back");
+
+            let claim = Claim::begin(&db, &connections).await.expect("a claim");
+            let committed = pid(&claim).await;
+            if on_postgres {
+                assert_ne!(committed, dropped, "a new connection");
+            }
+            ordering("ord-committed")
+                .exec(&claim)
+                .await
+                .expect("written in the claim");
+            claim.commit().await.expect("commit");
+            assert_eq!(orderings(&db).await, ["ord-committed"]);
+
+            let claim = Claim::begin(&db, &connections).await.expect("a claim");
+            assert_eq!(pid(&claim).await, committed, "the same connection");
+            drop(claim);
+            db.close().await.expect("close");
         })
         .await;
     }

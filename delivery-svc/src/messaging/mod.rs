@@ -176,6 +176,7 @@ impl Workers {
         let relay = Relay {
             bus: bus.clone(),
             db: deliveries.db().clone(),
+            connections: deliveries.connections().clone(),
             exchange: topology.delivery_events_exchange.clone(),
             batch: config.relay_batch.get(),
             poll: Duration::from_millis(config.relay_poll_ms.get()),

@@ -9,19 +9,21 @@
 //! out the next rounds for a moment ([`REFUSED_HOLD`]) so that its rows do not fill every
 //! batch. A round costs what its batch holds, however long the backlog.
 //!
-//! On PostgreSQL the round runs in a transaction that locks its rows `FOR UPDATE SKIP
-//! LOCKED` until they are stamped, so several relays share the work without publishing a
-//! row twice. Of a delivery, a round publishes only the rows that follow on from its first
-//! unpublished one without a gap: a row another relay holds (locked rows are skipped, not
-//! waited for) stops it there, so none goes out of order. SQLite has no row locks:
-//! one relay per database, and no transaction is held while the broker is asked (that
-//! would block every writer).
+//! On PostgreSQL the round runs in a transaction ([`Claim`]) that locks its rows `FOR
+//! UPDATE SKIP LOCKED` until they are stamped, so several relays share the work without
+//! publishing a row twice. Of a delivery, a round publishes only the rows that follow on
+//! from its first unpublished one without a gap: the query counts, for each row, the
+//! unpublished rows of its delivery before it, and a row with more than the round holds
+//! (another relay holds them: locked rows are skipped, not waited for) stops its delivery
+//! there, so none goes out of order. So a round is four round trips: `BEGIN`, the query,
+//! the stamp, `COMMIT`. SQLite has no row locks: one relay per database, and no
+//! transaction is held while the broker is asked (that would block every writer).
 //!
 //! A row the broker did not confirm (unroutable, nacked, no answer, connection lost) stays
 //! unpublished and is tried again with a backoff; one confirmed but not stamped (the
 //! process died in between) is published again. Consumers dedupe by `event_id`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -29,15 +31,16 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::future::join_all;
 use sea_orm::prelude::Expr;
+use sea_orm::sea_query::{Alias, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect,
 };
 use tokio::sync::Notify;
 
 use super::bus::{EventBus, Outgoing};
 use super::workers::{Backoff, Shutdown, WorkerStats};
-use crate::db::{begin_write, is_postgres, skip_locked};
+use crate::db::{Claim, RequestConnections, begin_write, is_postgres, skip_locked};
 use crate::entity::outbox;
 
 /// Publishes the outbox.
@@ -45,6 +48,8 @@ use crate::entity::outbox;
 pub struct Relay<B> {
     pub bus: Arc<B>,
     pub db: sea_orm::DatabaseConnection,
+    /// What a round's transaction runs on, on PostgreSQL.
+    pub(crate) connections: RequestConnections,
     /// `delivery.events`, with the namespace.
     pub exchange: String,
     /// Rows per round.
@@ -125,23 +130,21 @@ impl<B: EventBus> Relay<B> {
     async fn round(&self, refused: &mut Refused) -> Result<Round, DbErr> {
         let sitting_out = refused.current(Instant::now());
         let (selected, published) = if is_postgres(&self.db) {
-            let txn = self.db.begin().await?;
-            let rows = oldest_unpublished(&txn, self.batch, &sitting_out).await?;
-            let selected = rows.len();
-            let rows = in_order(&txn, rows).await?;
+            let claim = Claim::begin(&self.db, &self.connections).await?;
+            let (selected, rows) = oldest_unpublished(&claim, self.batch, &sitting_out).await?;
             let published = self.publish(&rows).await;
-            stamp(&txn, &published.ids).await?;
-            txn.commit().await?;
+            stamp(&claim, &published.ids).await?;
+            claim.commit().await?;
             (selected, published)
         } else {
-            let rows = oldest_unpublished(&self.db, self.batch, &sitting_out).await?;
+            let (selected, rows) = oldest_unpublished(&self.db, self.batch, &sitting_out).await?;
             let published = self.publish(&rows).await;
             if !published.ids.is_empty() {
                 let txn = begin_write(&self.db).await?;
                 stamp(&txn, &published.ids).await?;
                 txn.commit().await?;
             }
-            (rows.len(), published)
+            (selected, published)
         };
         refused.hold(&published.refused, Instant::now());
         Ok(Round {
@@ -208,68 +211,89 @@ impl<B: EventBus> Relay<B> {
     }
 }
 
-/// The oldest `limit` unpublished rows, in `id` order, but for those of the deliveries
-/// `sitting_out`; on PostgreSQL locked, skipping rows another relay holds.
+/// A row the relay took, with how many of its delivery's rows before it are unpublished.
+#[derive(Debug)]
+struct Taken {
+    row: outbox::Model,
+    unpublished_before: i64,
+}
+
+impl FromQueryResult for Taken {
+    fn from_query_result(result: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        Ok(Taken {
+            row: outbox::Model::from_query_result(result, prefix)?,
+            unpublished_before: result.try_get(prefix, "unpublished_before")?,
+        })
+    }
+}
+
+/// Of the oldest `limit` unpublished rows (in `id` order, but for those of the deliveries
+/// `sitting_out`; on PostgreSQL locked, skipping rows another relay holds), how many were
+/// taken, and those that may go out now ([`follow_on`]).
 async fn oldest_unpublished(
     db: &impl ConnectionTrait,
     limit: u64,
     sitting_out: &[uuid::Uuid],
-) -> Result<Vec<outbox::Model>, DbErr> {
+) -> Result<(usize, Vec<outbox::Model>), DbErr> {
     let select = outbox::Entity::find()
+        .expr_as(unpublished_before(), "unpublished_before")
         .filter(outbox::Column::PublishedAt.is_null())
         .filter(outbox::Column::DeliveryId.is_not_in(sitting_out.iter().copied()))
         .order_by_asc(outbox::Column::Id)
         .limit(limit);
-    skip_locked(select, db).all(db).await
-}
-
-/// Of each delivery in `rows` (in `id` order), the rows that follow on from its first
-/// unpublished row without a gap; a row missing from `rows` (another relay holds it) cuts
-/// its delivery there.
-async fn in_order(
-    db: &impl ConnectionTrait,
-    rows: Vec<outbox::Model>,
-) -> Result<Vec<outbox::Model>, DbErr> {
-    if rows.is_empty() {
-        return Ok(rows);
-    }
-    let deliveries: BTreeSet<uuid::Uuid> = rows.iter().map(|row| row.delivery_id).collect();
-    let unpublished: Vec<(uuid::Uuid, i64)> = outbox::Entity::find()
-        .select_only()
-        .column(outbox::Column::DeliveryId)
-        .column(outbox::Column::Seq)
-        .filter(outbox::Column::PublishedAt.is_null())
-        .filter(outbox::Column::DeliveryId.is_in(deliveries))
-        .order_by_asc(outbox::Column::DeliveryId)
-        .order_by_asc(outbox::Column::Seq)
-        .into_tuple()
+    let taken = skip_locked(select, db)
+        .into_model::<Taken>()
         .all(db)
         .await?;
-    Ok(follow_on(rows, unpublished))
+    Ok((taken.len(), follow_on(taken)))
 }
 
-/// Of each delivery in `rows` (in `id` order), the rows that match its `unpublished` seqs
-/// (in order) one for one from the first: the first mismatch cuts the delivery there.
-fn follow_on(
-    rows: Vec<outbox::Model>,
-    unpublished: impl IntoIterator<Item = (uuid::Uuid, i64)>,
-) -> Vec<outbox::Model> {
-    let mut next_due: BTreeMap<uuid::Uuid, VecDeque<i64>> = BTreeMap::new();
-    for (delivery_id, seq) in unpublished {
-        next_due.entry(delivery_id).or_default().push_back(seq);
-    }
-    let mut cut = BTreeSet::new();
-    rows.into_iter()
-        .filter(|row| {
-            let due = next_due
-                .get_mut(&row.delivery_id)
-                .and_then(VecDeque::pop_front);
-            if cut.contains(&row.delivery_id) || due != Some(row.seq) {
-                cut.insert(row.delivery_id);
+/// The number of unpublished rows of the row's delivery before it. Counted with a
+/// `CASE` rather than filtered on `published_at`, so that the only index that serves it is
+/// the one on `(delivery_id, seq)`: a delivery has a handful of rows, the pending index
+/// every unpublished one.
+fn unpublished_before() -> SimpleExpr {
+    let earlier = Alias::new("earlier");
+    let count = Query::select()
+        .expr(
+            Expr::expr(Expr::case(
+                Expr::col((earlier.clone(), outbox::Column::PublishedAt)).is_null(),
+                1,
+            ))
+            .count(),
+        )
+        .from_as(outbox::Entity, earlier.clone())
+        .and_where(
+            Expr::col((earlier.clone(), outbox::Column::DeliveryId))
+                .equals((outbox::Entity, outbox::Column::DeliveryId)),
+        )
+        .and_where(
+            Expr::col((earlier, outbox::Column::Seq))
+                .lt(Expr::col((outbox::Entity, outbox::Column::Seq))),
+        )
+        .to_owned();
+    SimpleExpr::SubQuery(None, Box::new(count.into_sub_query_statement()))
+}
+
+/// Of each delivery in `taken` (in `id` order), the rows that follow on from its first
+/// unpublished row without a gap: a row with more unpublished rows before it than
+/// `taken` holds of its delivery (another relay holds them) cuts its delivery there.
+fn follow_on(taken: Vec<Taken>) -> Vec<outbox::Model> {
+    let mut held: HashMap<uuid::Uuid, i64> = HashMap::new();
+    let mut cut = HashSet::new();
+    taken
+        .into_iter()
+        .filter(|taken| {
+            let delivery = taken.row.delivery_id;
+            let before = held.entry(delivery).or_default();
+            if cut.contains(&delivery) || *before != taken.unpublished_before {
+                cut.insert(delivery);
                 return false;
             }
+            *before += 1;
             true
         })
+        .map(|taken| taken.row)
         .collect()
 }
 
@@ -290,25 +314,27 @@ async fn stamp(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
 mod tests {
     use super::*;
 
-    fn row(id: i64, delivery: u128, seq: i64) -> outbox::Model {
-        outbox::Model {
-            id,
-            event_id: uuid::Uuid::from_u128(id as u128),
-            delivery_id: uuid::Uuid::from_u128(delivery),
-            seq,
-            routing_key: "delivery.picked_up".into(),
-            payload: serde_json::json!({}),
-            created_at: Utc::now(),
-            published_at: None,
+    fn taken(id: i64, delivery: u128, seq: i64, unpublished_before: i64) -> Taken {
+        Taken {
+            row: outbox::Model {
+                id,
+                event_id: uuid::Uuid::from_u128(id as u128),
+                delivery_id: uuid::Uuid::from_u128(delivery),
+                seq,
+                routing_key: "delivery.picked_up".into(),
+                payload: serde_json::json!({}),
+                created_at: Utc::now(),
+                published_at: None,
+            },
+            unpublished_before,
         }
     }
 
-    /// A case: its name, the rows taken as (id, delivery, seq), the unpublished rows as
-    /// (delivery, seq), and the ids kept.
+    /// A case: its name, the rows taken as (id, delivery, seq, unpublished rows of the
+    /// delivery before it), and the ids kept.
     type Case = (
         &'static str,
-        &'static [(i64, u128, i64)],
-        &'static [(u128, i64)],
+        &'static [(i64, u128, i64, i64)],
         &'static [i64],
     );
 
@@ -317,42 +343,36 @@ mod tests {
         let cases: [Case; 5] = [
             (
                 "all there",
-                &[(1, 1, 1), (2, 1, 2), (3, 2, 1)],
-                &[(1, 1), (1, 2), (2, 1)],
+                &[(1, 1, 1, 0), (2, 1, 2, 1), (3, 2, 1, 0)],
                 &[1, 2, 3],
             ),
             (
                 "first held by another relay",
-                &[(2, 1, 2), (3, 2, 1)],
-                &[(1, 1), (1, 2), (2, 1)],
+                &[(2, 1, 2, 1), (3, 2, 1, 0)],
                 &[3],
             ),
             (
-                "a gap after the first",
-                &[(1, 1, 1), (3, 1, 3)],
-                &[(1, 1), (1, 2), (1, 3)],
+                "one between held by another relay",
+                &[(1, 1, 1, 0), (3, 1, 3, 2), (4, 1, 4, 3)],
                 &[1],
             ),
             (
-                "later rows of a cut delivery",
-                &[(2, 1, 2), (3, 1, 3), (4, 2, 5)],
-                &[(1, 1), (1, 2), (1, 3), (2, 5)],
+                "earlier ones published meanwhile",
+                &[(3, 1, 3, 0), (4, 1, 4, 1)],
+                &[3, 4],
+            ),
+            (
+                "a cut delivery stays cut",
+                &[(2, 1, 2, 1), (3, 1, 3, 1), (4, 2, 5, 0)],
                 &[4],
             ),
-            ("nothing unpublished any more", &[(1, 1, 1)], &[], &[]),
         ];
-        for (name, taken, unpublished, kept) in cases {
-            let rows = taken
+        for (name, rows, kept) in cases {
+            let rows = rows
                 .iter()
-                .map(|&(id, delivery, seq)| row(id, delivery, seq))
+                .map(|&(id, delivery, seq, before)| taken(id, delivery, seq, before))
                 .collect();
-            let unpublished = unpublished
-                .iter()
-                .map(|&(delivery, seq)| (uuid::Uuid::from_u128(delivery), seq));
-            let ids: Vec<i64> = follow_on(rows, unpublished)
-                .iter()
-                .map(|row| row.id)
-                .collect();
+            let ids: Vec<i64> = follow_on(rows).iter().map(|row| row.id).collect();
             assert_eq!(ids, kept, "{name}");
         }
     }

@@ -41,7 +41,7 @@ use tokio::sync::Notify;
 
 use crate::commands::Deliveries;
 use crate::config::BookingConfig;
-use crate::db::{Batch, OneBatch, begin_write, skip_locked};
+use crate::db::{Batch, Claim, OneBatch, RequestConnections, skip_locked};
 use crate::entity::{booking, delivery_order};
 use crate::messaging::workers::Shutdown;
 use crate::watchdog::system_context;
@@ -206,7 +206,13 @@ impl Booker {
     /// together, without a call.
     pub async fn round(&self, now: DateTime<Utc>) -> Result<BookingRound, DbErr> {
         let db = self.deliveries.db();
-        let claimed = claim_due(db, now, self.config.booking_batch.get()).await?;
+        let claimed = claim_due(
+            db,
+            self.deliveries.connections(),
+            now,
+            self.config.booking_batch.get(),
+        )
+        .await?;
         let mut orders: HashMap<uuid::Uuid, delivery_order::Model> = delivery_order::Entity::find()
             .filter(delivery_order::Column::Id.is_in(claimed.iter().map(|row| row.delivery_id)))
             .filter(delivery_order::Column::State.eq(DeliveryState::Created.name()))
@@ -422,14 +428,16 @@ fn unclaimed(now: DateTime<Utc>) -> Condition {
 }
 
 /// Takes up to `limit` bookings due at `now` for [`CLAIM_LEASE`], the longest waiting
-/// first, in one transaction: on PostgreSQL the rows are locked as they are read
-/// (skipping those another worker is claiming), on SQLite the write lock is taken first.
+/// first, in one transaction ([`Claim`]): on PostgreSQL the rows are locked as they are
+/// read (skipping those another worker is claiming), on SQLite the write lock is taken
+/// first.
 async fn claim_due(
     db: &DatabaseConnection,
+    connections: &RequestConnections,
     now: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<booking::Model>, DbErr> {
-    let txn = begin_write(db).await?;
+    let txn = Claim::begin(db, connections).await?;
     let due = booking::Entity::find()
         .filter(booking::Column::Status.eq(BookingStatus::Pending.as_str()))
         .filter(booking::Column::NextAttemptAt.lte(now))
