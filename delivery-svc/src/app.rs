@@ -366,15 +366,17 @@ async fn shutdown_signal() {
 /// The lines are written by a thread of their own, so that a request never waits for the
 /// disk or a slow reader of stderr (a write to a file can wait for the file system's journal,
 /// which the database's flushes keep busy). None is dropped while the process runs: with
-/// its buffer full, logging waits instead. Keep the returned guard until the process ends:
-/// dropping it writes out what is left (tracing-appender gives that a second).
+/// its buffer full, logging waits instead. The thread takes every line waiting at once and
+/// writes them together (stderr itself is unbuffered: a write call per line), flushing
+/// before it waits again. Keep the returned guard until the process ends: dropping it
+/// writes out what is left (tracing-appender gives that a second).
 pub fn init_tracing(log: &LogConfig) -> Result<LogWriter, AppError> {
     let filter =
         EnvFilter::try_new(&log.log_filter).map_err(|err| AppError::Logging(err.to_string()))?;
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
