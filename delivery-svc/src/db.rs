@@ -1,6 +1,7 @@
 //! The database connection: SQLite (the default, a file) or PostgreSQL, chosen by the URL;
 //! the schema migrations; and the readiness check.
 
+use std::fmt::Write as _;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -867,34 +868,39 @@ impl Batch {
 }
 
 /// Appends `sql` to `out` with its PostgreSQL placeholders `$n` renumbered `$(n + by)`.
-/// Quoted identifiers and string literals are copied as they are.
+/// Quoted identifiers and string literals are copied as they are. The text between the
+/// characters that matter (quotes and `$`, all ASCII) is copied a run at a time: this
+/// runs for every statement of every batch.
 fn shift_placeholders(sql: &str, by: usize, out: &mut String) {
-    let mut chars = sql.chars().peekable();
+    let bytes = sql.as_bytes();
     let mut quote = None;
-    while let Some(c) = chars.next() {
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
         match quote {
-            Some(q) => {
-                out.push(c);
-                if c == q {
-                    quote = None;
+            Some(q) if byte == q => quote = None,
+            Some(_) => {}
+            None if byte == b'\'' || byte == b'"' => quote = Some(byte),
+            None if byte == b'$' => {
+                let digits = bytes[at + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if digits > 0 {
+                    let number: usize = sql[at + 1..at + 1 + digits].parse().expect("ASCII digits");
+                    out.push_str(&sql[copied..at]);
+                    write!(out, "${}", number + by).expect("a String takes any text");
+                    at += 1 + digits;
+                    copied = at;
+                    continue;
                 }
             }
-            None if c == '\'' || c == '"' => {
-                quote = Some(c);
-                out.push(c);
-            }
-            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
-                let mut number = 0usize;
-                while let Some(digit) = chars.peek().and_then(|c| c.to_digit(10)) {
-                    number = number * 10 + digit as usize;
-                    chars.next();
-                }
-                out.push('$');
-                out.push_str(&(number + by).to_string());
-            }
-            None => out.push(c),
+            None => {}
         }
+        at += 1;
     }
+    out.push_str(&sql[copied..]);
 }
 
 #[cfg(test)]
@@ -944,16 +950,22 @@ mod tests {
 
     #[test]
     fn placeholders_are_renumbered_outside_quotes() {
-        let mut out = String::new();
-        shift_placeholders(
-            r#"UPDATE "t$1" SET "a" = $1, "b" = '$2' WHERE "c" = $12"#,
-            3,
-            &mut out,
-        );
-        assert_eq!(
-            out,
-            r#"UPDATE "t$1" SET "a" = $4, "b" = '$2' WHERE "c" = $15"#
-        );
+        let cases = [
+            (
+                r#"UPDATE "t$1" SET "a" = $1, "b" = '$2' WHERE "c" = $12"#,
+                r#"UPDATE "t$1" SET "a" = $4, "b" = '$2' WHERE "c" = $15"#,
+            ),
+            ("$1", "$4"),
+            ("SELECT $9,$10", "SELECT $12,$13"),
+            ("SELECT 'it''s $1', $1", "SELECT 'it''s $1', $4"),
+            ("SELECT $ + $a, 'é' || $2é", "SELECT $ + $a, 'é' || $5é"),
+            ("", ""),
+        ];
+        for (sql, shifted) in cases {
+            let mut out = String::from("prefix ");
+            shift_placeholders(sql, 3, &mut out);
+            assert_eq!(out, format!("prefix {shifted}"), "{sql}");
+        }
     }
 }
 
