@@ -435,12 +435,15 @@ impl Lease {
     }
 
     /// Ends the transaction: committed, or rolled back by the server if a statement of it
-    /// failed. An error that leaves the connection unusable also leaves it not reusable.
+    /// failed. A `COMMIT` that fails leaves the connection not reusable, even for an error
+    /// the database sent: that may be the last word of a session it ended (an idle
+    /// transaction timed out, a backend terminated) while the claim waited for a broker.
     async fn commit(&mut self) -> Result<(), DbErr> {
         let committed = self
             .execute(Statement::from_string(DatabaseBackend::Postgres, "COMMIT"))
             .await
             .map(drop);
+        self.reusable &= committed.is_ok();
         self.in_transaction = false;
         committed
     }
@@ -1228,7 +1231,22 @@ mod scope_tests {
 
             let claim = Claim::begin(&db, &connections).await.expect("a claim");
             assert_eq!(pid(&claim).await, committed, "the same connection");
-            drop(claim);
+            if on_postgres {
+                // The session ends while the claim is open: its COMMIT fails, and the
+                // connection is not handed on.
+                db.execute_unprepared(&format!(
+                    "SELECT pg_terminate_backend({})",
+                    committed.expect("a pid")
+                ))
+                .await
+                .expect("terminated");
+                claim.commit().await.expect_err("a session that ended");
+                let claim = Claim::begin(&db, &connections).await.expect("a claim");
+                assert_ne!(pid(&claim).await, committed, "a new connection");
+                claim.commit().await.expect("commit");
+            } else {
+                drop(claim);
+            }
             db.close().await.expect("close");
         })
         .await;
