@@ -214,8 +214,7 @@ impl OneBatch {
         db: &DatabaseConnection,
         connections: &RequestConnections,
     ) -> Result<Self, DbErr> {
-        let otherwise = async || Ok(Held::Transaction(begin_write(db).await?));
-        Ok(OneBatch(connections.hold(otherwise).await?))
+        Ok(OneBatch(connections.hold_for_writes(db).await?))
     }
 
     /// Runs `writes` and commits: the one way a command's changes are written.
@@ -305,6 +304,13 @@ impl RequestConnections {
             Some(pool) => Ok(Held::Statement(Mutex::new(pool.lease().await?))),
             None => otherwise().await,
         }
+    }
+
+    /// One of these connections on PostgreSQL, else a write transaction on `db`
+    /// ([`begin_write`]): what a command or a claim writes through.
+    async fn hold_for_writes(&self, db: &DatabaseConnection) -> Result<Held, DbErr> {
+        self.hold(async || Ok(Held::Transaction(begin_write(db).await?)))
+            .await
     }
 }
 
@@ -555,8 +561,7 @@ impl Claim {
         db: &DatabaseConnection,
         connections: &RequestConnections,
     ) -> Result<Self, DbErr> {
-        let otherwise = async || Ok(Held::Transaction(begin_write(db).await?));
-        let mut held = connections.hold(otherwise).await?;
+        let mut held = connections.hold_for_writes(db).await?;
         if let Held::Statement(lease) = &mut held {
             lease.get_mut().begin().await?;
         }
