@@ -528,9 +528,14 @@ impl Operation {
         }
     }
 
+    /// Whether `role` may call this operation.
+    pub fn allows(self, role: PrincipalRole) -> bool {
+        self.permission().roles.contains(&role)
+    }
+
     /// Lets `principal` through if its role may call this operation.
     pub fn authorize(self, BearerAuth(principal): BearerAuth) -> Result<Principal, ApiError> {
-        if self.permission().roles.contains(&principal.role) {
+        if self.allows(principal.role) {
             Ok(principal)
         } else {
             let permission = self.permission();

@@ -31,11 +31,11 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::auth::role_name;
+use crate::auth::{Operation, role_name};
 use crate::cache::DeliveryCache;
 use crate::db::{Batch, Guard, OneBatch, RequestConnections, is_contention};
 use crate::domain::{
-    IdempotencyKey, PaymentOutcome, PaymentSucceeded, PrincipalRole, RequestContext, ServiceError,
+    IdempotencyKey, PaymentOutcome, PaymentSucceeded, RequestContext, ServiceError,
     TransitionOutcome,
 };
 use crate::entity::{
@@ -159,7 +159,7 @@ impl Deliveries {
                 payment.kind
             )));
         }
-        if ctx.principal.role != PrincipalRole::Service {
+        if !Operation::IngestPaymentEvent.allows(ctx.principal.role) {
             return Err(ServiceError::Forbidden(
                 "only a service principal reports payments".into(),
             ));

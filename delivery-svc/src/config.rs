@@ -450,7 +450,7 @@ fn command_line_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
 }
 
 /// `90s`, `30m`, `48h`, `7d`: a whole number and one unit.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let Some(unit) = text.chars().last() else {
         return Err("a duration, e.g. 48h".into());

@@ -1,6 +1,6 @@
-//! The service's domain layer as the HTTP layer (and later the message consumers) see it:
-//! who is asking ([`Principal`], [`RequestContext`]), what they ask for, what comes back,
-//! and why it may not ([`ServiceError`]). The persistence behind it lives in
+//! The service's domain layer as the HTTP layer, the message consumers and the partners'
+//! webhooks see it: who is asking ([`Principal`], [`RequestContext`]), what they ask for,
+//! what comes back, and why it may not ([`ServiceError`]). The persistence behind it lives in
 //! [`crate::commands`] (write side) and [`crate::queries`] (read side).
 
 use chrono::{DateTime, Utc};

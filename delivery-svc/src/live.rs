@@ -28,7 +28,7 @@ use crate::domain::{Principal, PrincipalRole};
 use crate::messaging::bus::{EventBus, QueueSpec, Received};
 use crate::messaging::workers::{Shutdown, StopSignal, consume, shutdown_pair};
 use crate::messaging::{Bus, Topology};
-use crate::queries::QUEUE_STATES;
+use crate::queries::{QUEUE_STATES, Scope};
 
 /// A delivery event as the bus carried it, with what decides who sees it.
 #[derive(Debug)]
@@ -63,16 +63,17 @@ pub enum Audience {
 }
 
 impl Audience {
-    /// What `principal` may follow; `None` for a service (it reads the bus itself).
+    /// What `principal` may follow: the deliveries of its [`Scope`], where that is its
+    /// own; `None` for a service (it reads the bus itself).
     pub fn of(principal: &Principal) -> Option<Audience> {
-        match principal.role {
-            PrincipalRole::Customer => principal
-                .customer_id
-                .as_ref()
-                .map(|id| Audience::Customer(id.to_string())),
-            PrincipalRole::Partner => principal.partner_id.clone().map(Audience::Partner),
-            PrincipalRole::Operator | PrincipalRole::Admin => Some(Audience::ExceptionQueue),
-            PrincipalRole::Service => None,
+        match Scope::of(principal) {
+            Scope::Customer(id) => Some(Audience::Customer(id)),
+            Scope::Partner(id) => Some(Audience::Partner(id)),
+            Scope::All => match principal.role {
+                PrincipalRole::Operator | PrincipalRole::Admin => Some(Audience::ExceptionQueue),
+                _ => None,
+            },
+            Scope::Nothing => None,
         }
     }
 

@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
 use delivery_svc::app::{self, Processes};
 use delivery_svc::auth::{IdentityClaims, KeyMode, PRINCIPAL_ROLES, TokenAuthority, role_name};
-use delivery_svc::config::Config;
+use delivery_svc::config::{self, Config};
 use delivery_svc::domain::{Principal, PrincipalRole};
 use delivery_svc::http;
 
@@ -33,8 +33,8 @@ enum Command {
     /// Migrate the database, serve the HTTP API and run the messaging workers (what runs
     /// when no command is given).
     Serve(ServeArgs),
-    /// Migrate the database and run only the messaging workers: the payment consumer and
-    /// the outbox relay.
+    /// Migrate the database and run only the workers: the payment consumer, the outbox
+    /// relay, the booker and the watchdogs.
     Worker,
     /// Apply the database migrations, then exit.
     Migrate,
@@ -67,7 +67,7 @@ struct TokenArgs {
     /// Required for partners.
     #[arg(long)]
     partner_id: Option<String>,
-    /// How long the token is valid: seconds, or with a unit (`30m`, `12h`, `7d`).
+    /// How long the token is valid, with its unit: `90s`, `30m`, `12h`, `7d`.
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     ttl: Duration,
 }
@@ -82,19 +82,10 @@ fn parse_role(raw: &str) -> Result<PrincipalRole, String> {
         })
 }
 
+/// A duration as every setting takes one ([`config::parse_duration`]).
 fn parse_ttl(raw: &str) -> Result<Duration, String> {
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (amount, unit) = raw.split_at(split);
-    let amount: i64 = amount
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a number with an optional unit"))?;
-    match unit {
-        "" | "s" => Ok(Duration::seconds(amount)),
-        "m" => Ok(Duration::minutes(amount)),
-        "h" => Ok(Duration::hours(amount)),
-        "d" => Ok(Duration::days(amount)),
-        _ => Err(format!("unit {unit:?} is not one of s, m, h, d")),
-    }
+    let ttl = config::parse_duration(raw)?;
+    Duration::from_std(ttl).map_err(|_| format!("{raw:?} is too long"))
 }
 
 #[tokio::main]

@@ -17,6 +17,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::Operation;
 use crate::commands::Deliveries;
 use crate::db::Reads;
 use crate::domain::{
@@ -181,10 +182,7 @@ impl Deliveries {
         limit: u64,
         principal: &Principal,
     ) -> Result<Page<DeliveryView>, ServiceError> {
-        if !matches!(
-            principal.role,
-            PrincipalRole::Operator | PrincipalRole::Admin
-        ) {
+        if !Operation::ReadOperatorQueue.allows(principal.role) {
             return Err(ServiceError::Forbidden(
                 "the exception queue is for operators".into(),
             ));

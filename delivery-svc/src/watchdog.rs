@@ -14,8 +14,11 @@
 //! several instances run the watchdogs at once, one of them makes each transition and the
 //! others find the version changed and count a lost race. Nothing is ever done twice.
 //!
-//! [`Deliveries::run_watchdogs`] is one round at a given `now`; [`run`] repeats it on an
-//! interval until shut down.
+//! [`Deliveries::run_watchdogs`] is one round at a given `now`. [`run`] sweeps on an
+//! interval until shut down: at each tick it runs rounds until no rule finds a full batch,
+//! each round going on after the deliveries the last one took ([`Sweep`]). So a delivery
+//! that cannot be moved is tried again at the next tick, and does not hold up the ones
+//! behind it.
 
 use std::future::Future;
 use std::pin::pin;
@@ -25,6 +28,7 @@ use delivery_core::{
     Command, ConfirmReceipt, DeliveryId, DeliveryState, Escalate, Fail, FailureReason, Role, Text,
 };
 use futures_util::FutureExt as _;
+use sea_orm::Condition;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tokio::time::MissedTickBehavior;
 
@@ -55,6 +59,13 @@ pub struct WatchdogReport {
     pub more_due: bool,
 }
 
+/// Where a sweep of rounds has got to: for each rule, the last delivery (its `updated_at`
+/// and id) a round took. The next round of the sweep takes the deliveries due after it.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    taken_up_to: [Option<(DateTime<Utc>, uuid::Uuid)>; RULES],
+}
+
 impl WatchdogReport {
     fn changed(&self) -> u64 {
         self.failed + self.escalated + self.confirmed
@@ -70,9 +81,11 @@ struct Rule {
     count: fn(&mut WatchdogReport) -> &mut u64,
 }
 
+const RULES: usize = 4;
+
 /// The rules in the order a round applies them: a delivery failed by an SLA rule is
 /// escalated in the same round.
-fn rules(config: &WatchdogConfig) -> Result<[Rule; 4], ServiceError> {
+fn rules(config: &WatchdogConfig) -> Result<[Rule; RULES], ServiceError> {
     let sla_exceeded = |what: &str, limit: std::time::Duration| {
         let detail = format!("{what} within {}", human(limit));
         Text::parse(&detail)
@@ -112,7 +125,7 @@ fn rules(config: &WatchdogConfig) -> Result<[Rule; 4], ServiceError> {
     ])
 }
 
-/// `48h`, `7d`, `90s`: the largest unit that divides the duration.
+/// `2d`, `36h`, `90s`: the largest unit that divides the duration.
 fn human(duration: std::time::Duration) -> String {
     let seconds = duration.as_secs();
     match [(86_400, 'd'), (3600, 'h'), (60, 'm')]
@@ -132,20 +145,48 @@ impl Deliveries {
         config: &WatchdogConfig,
         now: DateTime<Utc>,
     ) -> Result<WatchdogReport, ServiceError> {
+        self.continue_watchdogs(config, now, &mut Sweep::default())
+            .await
+    }
+
+    /// The next round of `sweep` at `now`: as [`Self::run_watchdogs`], but each rule takes
+    /// only the deliveries due after the last one an earlier round of the sweep took.
+    pub async fn continue_watchdogs(
+        &self,
+        config: &WatchdogConfig,
+        now: DateTime<Utc>,
+        sweep: &mut Sweep,
+    ) -> Result<WatchdogReport, ServiceError> {
         let ctx = system_context(WATCHDOG_ACTOR, now);
         let batch = config.watchdog_batch.get();
         let mut report = WatchdogReport::default();
-        for rule in rules(config)? {
+        for (rule, taken_up_to) in rules(config)?.into_iter().zip(&mut sweep.taken_up_to) {
             let after = chrono::Duration::from_std(rule.after)
                 .map_err(|err| ServiceError::Invalid(format!("watchdog limit: {err}")))?;
-            let due = delivery_order::Entity::find()
+            let mut due = delivery_order::Entity::find()
                 .filter(delivery_order::Column::State.eq(rule.state.name()))
-                .filter(delivery_order::Column::UpdatedAt.lte(now - after))
+                .filter(delivery_order::Column::UpdatedAt.lte(now - after));
+            if let Some((updated_at, id)) = *taken_up_to {
+                due = due.filter(
+                    Condition::any()
+                        .add(delivery_order::Column::UpdatedAt.gt(updated_at))
+                        .add(
+                            Condition::all()
+                                .add(delivery_order::Column::UpdatedAt.eq(updated_at))
+                                .add(delivery_order::Column::Id.gt(id)),
+                        ),
+                );
+            }
+            let due = due
                 .order_by_asc(delivery_order::Column::UpdatedAt)
+                .order_by_asc(delivery_order::Column::Id)
                 .limit(batch)
                 .all(self.db())
                 .await?;
             report.more_due |= due.len() as u64 == batch;
+            if let Some(last) = due.last() {
+                *taken_up_to = Some((last.updated_at, last.id));
+            }
             for row in due {
                 let id = DeliveryId(row.id);
                 match self.move_as_system(row, rule.command.clone(), &ctx).await {
@@ -193,9 +234,9 @@ pub(crate) fn system_context(actor: &str, now: DateTime<Utc>) -> RequestContext 
     }
 }
 
-/// Runs the watchdogs every `config.watchdog_interval`, at the time `clock` says, until
+/// Sweeps the watchdogs every `config.watchdog_interval`, at the time `clock` says, until
 /// `shutdown` resolves; a round in progress is finished first. A round that found more due
-/// than a batch is followed by the next at once.
+/// than a batch is followed by the next round of the sweep at once.
 pub async fn run(
     deliveries: Deliveries,
     config: WatchdogConfig,
@@ -211,8 +252,12 @@ pub async fn run(
             () = &mut shutdown => return,
             _ = ticks.tick() => {}
         }
+        let mut sweep = Sweep::default();
         loop {
-            match deliveries.run_watchdogs(&config, clock()).await {
+            match deliveries
+                .continue_watchdogs(&config, clock(), &mut sweep)
+                .await
+            {
                 Ok(report) => {
                     if report.changed() + report.errors > 0 {
                         tracing::info!(?report, "watchdogs ran");

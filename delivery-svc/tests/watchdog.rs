@@ -12,8 +12,9 @@ use delivery_core::{Command, Deliver, DeliveryId, DeliveryState, Dispute, Disput
 use delivery_svc::commands::Deliveries;
 use delivery_svc::config::WatchdogConfig;
 use delivery_svc::domain::Principal;
-use delivery_svc::entity::delivery_event;
-use delivery_svc::watchdog::{self, WATCHDOG_ACTOR, WatchdogReport};
+use delivery_svc::entity::{delivery_event, delivery_order};
+use delivery_svc::watchdog::{self, Sweep, WATCHDOG_ACTOR, WatchdogReport};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use support::*;
 
@@ -262,6 +263,61 @@ async fn a_backlog_larger_than_a_batch_says_more_is_due() {
         assert_eq!(
             (second.failed, second.escalated, second.more_due),
             (1, 1, false)
+        );
+    })
+    .await;
+}
+
+/// Deliveries whose rows cannot be read fill a whole batch at the head of the line: the
+/// sweep's next round goes on behind them, and the next sweep tries them again.
+#[tokio::test]
+async fn deliveries_that_cannot_be_moved_do_not_hold_up_the_ones_behind_them() {
+    on_every_backend(async |deliveries| {
+        let mut ids = Vec::new();
+        for seconds in 0..3 {
+            ids.push(new_delivery(deliveries, "cust-1", seconds).await);
+        }
+        delivery_order::Entity::update_many()
+            .col_expr(
+                delivery_order::Column::Details,
+                Expr::value(serde_json::json!({"not": "a shipment"})),
+            )
+            .filter(delivery_order::Column::Id.is_in([ids[0].0, ids[1].0]))
+            .exec(deliveries.db())
+            .await
+            .expect("two rows broken");
+        let config = WatchdogConfig {
+            watchdog_batch: NonZeroU64::new(2).expect("not zero"),
+            ..config()
+        };
+        let mut sweep = Sweep::default();
+        let mut round = async || {
+            let report = deliveries
+                .continue_watchdogs(&config, at(HOUR + 2), &mut sweep)
+                .await
+                .expect("a round");
+            (
+                report.errors,
+                report.failed,
+                report.escalated,
+                report.more_due,
+            )
+        };
+        assert_eq!(round().await, (2, 0, 0, true), "the broken two");
+        assert_eq!(round().await, (0, 1, 1, false), "the one behind them");
+        assert_eq!(
+            state(deliveries, ids[2]).await,
+            DeliveryState::PendingByOperator
+        );
+
+        let next_sweep = deliveries
+            .run_watchdogs(&config, at(HOUR + 2))
+            .await
+            .expect("a round");
+        assert_eq!(
+            (next_sweep.errors, next_sweep.failed, next_sweep.more_due),
+            (2, 0, true),
+            "the broken two, tried again"
         );
     })
     .await;

@@ -38,7 +38,8 @@ Every request but the probes and the partners' signed webhooks needs an OAuth2 b
 whose `role` claim is one of customer, partner, operator, service, admin (see \
 docs/security.md for who may call what). \
 Every error is `application/problem+json` (RFC 9457) with the request's `request_id`. \
-Every POST takes an optional `Idempotency-Key`. Requests are rate limited per principal.";
+Every POST with a bearer token takes an optional `Idempotency-Key`; a partner's webhook is \
+deduplicated by its `webhook-id` instead. Requests are rate limited per principal.";
 
 type Apis = (DeliveryApi, PartnerWebhookApi, OperationsApi);
 
