@@ -159,7 +159,8 @@ text_value!(
 );
 text_value!(
     /// Free text written by a person (a failure detail, an operator's note): not blank, at
-    /// most 2,000 characters.
+    /// most 2,000 characters, lines and tabs allowed but no other control character (a
+    /// NUL, say, which PostgreSQL cannot store).
     Text,
     "text",
     |raw| {
@@ -167,6 +168,13 @@ text_value!(
             Err("must not be blank".into())
         } else if raw.chars().count() > 2000 {
             Err("must be at most 2000 characters".into())
+        } else if let Some(c) = raw
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            Err(format!(
+                "must not contain the control character {c:?} (only line breaks and tabs)"
+            ))
         } else {
             Ok(())
         }

@@ -17,9 +17,24 @@ fn partner_order_numbers() {
 
 #[test]
 fn texts_and_ids() {
-    assert!(Text::parse("the parcel was wet").is_ok());
-    assert!(Text::parse("  ").is_err());
-    assert!(Text::parse(&"x".repeat(2001)).is_err());
+    for valid in ["the parcel was wet", "two lines:\r\nwet\tand torn", "é ✓"] {
+        assert_eq!(Text::parse(valid).unwrap().as_str(), valid);
+    }
+    for invalid in [
+        "  ",
+        "\n\t",
+        &"x".repeat(2001),
+        "a\u{0}b",
+        "bell\u{7}",
+        "del\u{7f}",
+    ] {
+        assert_eq!(
+            Text::parse(invalid).unwrap_err().what,
+            "text",
+            "{invalid:?}"
+        );
+        assert!(serde_json::from_value::<Text>(invalid.into()).is_err());
+    }
     assert!(OperatorId::parse("op-7").is_ok());
     assert!(OperatorId::parse("op\u{7}").is_err());
     assert!(CountryCode::parse("GB").is_ok());

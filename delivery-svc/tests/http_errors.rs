@@ -61,6 +61,7 @@ async fn bodies_that_are_not_json_are_400_and_invalid_ones_422() {
             json!({"transition": "pick_up", "partner_order_number": "DX 1"}),
             json!({"transition": "fail", "reason": "ON_FIRE"}),
             json!({"transition": "fail", "reason": "OTHER", "detail": "   "}),
+            json!({"transition": "fail", "reason": "OTHER", "detail": "a\u{0}b"}),
             json!({"transition": "deliver", "delivered_at": "yesterday"}),
             json!({"transition": "teleport"}),
             json!({"partner_order_number": "DX-1"}),

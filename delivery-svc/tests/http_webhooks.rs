@@ -439,6 +439,19 @@ async fn unverifiable_stale_foreign_and_unknown_reports_are_refused_and_change_n
         .send(app)
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", PATH);
+        // A NUL, which PostgreSQL cannot store, in the partner's code or words.
+        for data in [
+            json!({"status": "lost\u{0}", "message": "Gone."}),
+            json!({"status": "lost", "message": "Gone\u{0}."}),
+        ] {
+            signed(
+                PARTNER_WEBHOOK_SECRET,
+                &report(PARTNER, "failed", &id, data),
+            )
+            .send(app)
+            .await
+            .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", PATH);
+        }
         // Without the Standard Webhooks headers.
         let reply = app
             .client
