@@ -329,7 +329,7 @@ pub struct WatchdogConfig {
         long,
         env = "WATCHDOG_INTERVAL",
         default_value = "5s",
-        value_parser = parse_duration,
+        value_parser = parse_interval,
         global = true
     )]
     pub watchdog_interval: Duration,
@@ -449,7 +449,11 @@ fn command_line_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
     T::from_arg_matches(&matches).expect("the command-line defaults are complete")
 }
 
-/// `90s`, `30m`, `48h`, `7d`: a whole number and one unit.
+/// The longest duration a setting takes: longer ones overflow the clock's arithmetic (a
+/// deadline before the year -262144) and mean nothing for a delivery.
+const LONGEST_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `90s`, `30m`, `48h`, `7d`: a whole number and one unit, at most 100 years.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let Some(unit) = text.chars().last() else {
@@ -473,7 +477,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     number
         .checked_mul(seconds_per_unit)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long"))
+        .filter(|duration| *duration <= LONGEST_DURATION)
+        .ok_or_else(|| format!("{text:?} is longer than 100 years"))
+}
+
+/// The time between two rounds of work: a duration ([`parse_duration`]) that is not zero.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?}: an interval must be longer than zero")),
+        interval => Ok(interval),
+    }
 }
 
 #[cfg(test)]
@@ -501,8 +514,24 @@ mod tests {
         assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
         assert_eq!(parse_duration("48h"), Ok(Duration::from_secs(172_800)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        for wrong in ["", "48", "h", "1.5h", "-1h", "2w", "1é"] {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("36500d"), Ok(LONGEST_DURATION));
+        for wrong in [
+            "",
+            "48",
+            "h",
+            "1.5h",
+            "-1h",
+            "2w",
+            "1é",
+            "36501d",
+            "99999999999d",
+        ] {
             assert!(parse_duration(wrong).is_err(), "{wrong}");
+        }
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+        for wrong in ["0s", "0d", "5"] {
+            assert!(parse_interval(wrong).is_err(), "{wrong}");
         }
     }
 }

@@ -45,11 +45,16 @@ fn the_lifetime_takes_a_unit_like_every_other_duration_setting() {
 }
 
 #[test]
-fn a_lifetime_without_a_unit_is_refused_with_the_reason() {
-    let output = token(&["--ttl", "3600"]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--ttl"), "{stderr}");
-    assert!(stderr.contains("end with a unit"), "{stderr}");
-    assert!(output.stdout.is_empty(), "no token printed");
+fn a_lifetime_without_a_unit_or_over_a_century_is_refused_with_the_reason() {
+    for (ttl, reason) in [
+        ("3600", "end with a unit"),
+        ("99999999d", "longer than 100 years"),
+    ] {
+        let output = token(&["--ttl", ttl]);
+        assert_eq!(output.status.code(), Some(2), "{ttl}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--ttl"), "{stderr}");
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(output.stdout.is_empty(), "{ttl}: no token printed");
+    }
 }
