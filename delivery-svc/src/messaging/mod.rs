@@ -59,13 +59,15 @@ impl Topology {
         }
     }
 
-    /// The in-process stand-in for order management: every delivery event, logged.
+    /// The in-process stand-in for order management: every delivery event, logged one at
+    /// a time (a prefetch of one), so that the log shows a delivery's events in the order
+    /// they were published, as order management's consumer receives them.
     fn event_log_queue(&self) -> QueueSpec {
         QueueSpec {
             name: format!("{}.event-log", self.delivery_events_exchange),
             exchange: self.delivery_events_exchange.clone(),
             bindings: vec!["delivery.#".into()],
-            prefetch: self.payments_queue.prefetch,
+            prefetch: 1,
             dead_letter: false,
             transient: false,
         }
@@ -206,5 +208,60 @@ impl Workers {
                 tracing::error!(error = %err, "a worker failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::messaging::bus::{Outgoing, Subscription as _};
+
+    /// Earlier messages take longer to handle than later ones, so that any two handled at
+    /// once would finish out of order.
+    #[tokio::test]
+    async fn the_event_log_handles_events_in_the_order_they_were_published() {
+        let topology = Topology::new(&MessagingConfig::default());
+        let queue = topology.event_log_queue();
+        let bus = Arc::new(InProcessBus::default());
+        bus.subscribe(&queue).await.expect("declared").close().await;
+        let count = 20_u64;
+        for seq in 0..count {
+            let event = Outgoing {
+                exchange: queue.exchange.clone(),
+                routing_key: "delivery.picked_up".into(),
+                message_id: seq.to_string(),
+                body: b"{}".to_vec(),
+            };
+            bus.publish(&event).await.expect("routed to the event log");
+        }
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let (stop, shutdown) = shutdown_pair();
+        let consumer = tokio::spawn(consume(bus, queue, shutdown, {
+            let handled = handled.clone();
+            move |message| {
+                let handled = handled.clone();
+                async move {
+                    let seq: u64 = message
+                        .message_id()
+                        .expect("an id")
+                        .parse()
+                        .expect("a number");
+                    tokio::time::sleep(Duration::from_millis(count - seq)).await;
+                    handled.lock().expect("not poisoned").push(seq);
+                    message.ack().await.expect("acked");
+                }
+            }
+        }));
+        while handled.lock().expect("not poisoned").len() < count as usize {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.stop();
+        consumer.await.expect("the consumer stops");
+        assert_eq!(
+            *handled.lock().expect("not poisoned"),
+            (0..count).collect::<Vec<_>>()
+        );
     }
 }
