@@ -335,7 +335,11 @@ impl PageCursor {
     }
 
     fn decode(cursor: &str) -> Result<Self, ServiceError> {
-        let invalid = || ServiceError::Invalid("the cursor is not one this service issued".into());
+        let invalid = || {
+            ServiceError::Invalid(
+                "not a cursor: pass a page's `next_cursor` as it was given".into(),
+            )
+        };
         let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
         serde_json::from_slice(&json).map_err(|_| invalid())
     }

@@ -113,6 +113,7 @@ async fn unknown_ids_routes_methods_and_bad_parameters_are_problems() {
             (Method::DELETE, "/v1/graph", "GET, HEAD"),
             (Method::POST, "/v1/live", "GET, HEAD"),
             (Method::PUT, "/openapi.json", "GET, HEAD"),
+            (Method::DELETE, "/docs", "GET, HEAD"),
         ] {
             let refused = app
                 .send(method, path, Some(&app.token(&operator)), None, &[])
@@ -120,6 +121,9 @@ async fn unknown_ids_routes_methods_and_bad_parameters_are_problems() {
             refused.assert_problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", path);
             assert_eq!(refused.headers["allow"], allow, "{path}");
         }
+        let docs = app.client.get("/docs").send().await;
+        docs.assert_status_is_ok();
+        docs.assert_content_type("text/html; charset=utf-8");
         app.get("/v1/deliveries/not-a-uuid", &operator)
             .await
             .assert_problem(
@@ -134,13 +138,21 @@ async fn unknown_ids_routes_methods_and_bad_parameters_are_problems() {
                 "malformed-request",
                 "/v1/deliveries",
             );
-        app.get("/v1/deliveries?limit=0", &operator)
-            .await
-            .assert_problem(
-                StatusCode::BAD_REQUEST,
-                "malformed-request",
-                "/v1/deliveries",
-            );
+        for query in [
+            "limit=0",
+            "ordering_id=",
+            "customer_id=%20",
+            "partner_id=",
+            "partner_id=%20p-1",
+        ] {
+            app.get(&format!("/v1/deliveries?{query}"), &operator)
+                .await
+                .assert_problem(
+                    StatusCode::BAD_REQUEST,
+                    "malformed-request",
+                    "/v1/deliveries",
+                );
+        }
     })
     .await;
 }

@@ -197,9 +197,10 @@ impl DeliveryApi {
         /// Only deliveries of this customer.
         customer_id: Query<Option<Wire<CustomerId>>>,
         /// Only deliveries assigned to this partner.
+        #[oai(validator(min_length = 1, pattern = r"^\S(.*\S)?$"))]
         partner_id: Query<Option<String>>,
-        /// The `next_cursor` of the previous page, as it was given: the service refuses
-        /// any other value (422).
+        /// The `next_cursor` of the previous page, as it was given. It is opaque: a value
+        /// that is not a cursor is refused (422).
         cursor: Query<Option<String>>,
         /// How many deliveries a page holds (the service caps it).
         // u32's maximum, stated: poem-openapi's schema of an unsigned integer omits it.
@@ -284,8 +285,8 @@ impl DeliveryApi {
     async fn operator_queue(
         &self,
         auth: BearerAuth,
-        /// The `next_cursor` of the previous page, as it was given: the service refuses
-        /// any other value (422).
+        /// The `next_cursor` of the previous page, as it was given. It is opaque: a value
+        /// that is not a cursor is refused (422).
         cursor: Query<Option<String>>,
         /// How many deliveries a page holds (the service caps it).
         // u32's maximum, stated: poem-openapi's schema of an unsigned integer omits it.
