@@ -535,16 +535,21 @@ impl Operation {
 
     /// Lets `principal` through if its role may call this operation.
     pub fn authorize(self, BearerAuth(principal): BearerAuth) -> Result<Principal, ApiError> {
-        if self.allows(principal.role) {
-            Ok(principal)
-        } else {
-            let permission = self.permission();
-            Err(ApiError::Forbidden(format!(
-                "role `{}` may not call {} {}",
-                role_name(principal.role),
-                permission.method,
-                permission.path
-            )))
+        self.check(principal.role)?;
+        Ok(principal)
+    }
+
+    /// 403 unless `role` may call this operation.
+    pub fn check(self, role: PrincipalRole) -> Result<(), ApiError> {
+        if self.allows(role) {
+            return Ok(());
         }
+        let permission = self.permission();
+        Err(ApiError::Forbidden(format!(
+            "role `{}` may not call {} {}",
+            role_name(role),
+            permission.method,
+            permission.path
+        )))
     }
 }

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 
 use common::{TestApp, generous_limits, on_every_backend, on_every_backend_with, principal};
 use delivery_svc::config::LimitsConfig;
-use delivery_svc::domain::PrincipalRole::{Admin, Operator, Partner, Service};
+use delivery_svc::domain::PrincipalRole::{Admin, Customer, Operator, Partner, Service};
 use poem::http::{Method, StatusCode};
 use serde_json::json;
 
@@ -84,6 +84,41 @@ async fn bodies_that_are_not_json_are_400_and_invalid_ones_422() {
 
         let unchanged = app.get(&format!("/v1/deliveries/{id}"), &partner).await;
         assert_eq!(unchanged.json["state"], "CREATED");
+    })
+    .await;
+}
+
+/// Who may not call an operation at all is told so before its body is read: the body's
+/// validation would otherwise answer first, and tell a forbidden caller about the schema.
+#[tokio::test]
+async fn a_caller_who_may_not_call_an_operation_is_refused_before_its_body_is_read() {
+    on_every_backend(async |app| {
+        let id = app.create_delivery().await;
+        let transitions = format!("/v1/deliveries/{id}/transitions");
+        for (role, path) in [
+            (Customer, "/v1/payment-events"),
+            (Partner, "/v1/payment-events"),
+            (Service, transitions.as_str()),
+        ] {
+            let token = app.token(&principal(role));
+            for body in [json!({"garbage": 1}), json!([])] {
+                app.send(Method::POST, path, Some(&token), Some(&body), &[])
+                    .await
+                    .assert_problem(StatusCode::FORBIDDEN, "forbidden", path);
+            }
+        }
+        let unauthenticated = app
+            .client
+            .post("/v1/payment-events")
+            .content_type("application/json")
+            .body("{")
+            .send()
+            .await;
+        common::Reply::read(unauthenticated.0).await.assert_problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "/v1/payment-events",
+        );
     })
     .await;
 }

@@ -17,11 +17,47 @@ const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
 ];
 
-/// One route of the spec: its path template, split at `/`, and its `Allow` value.
+/// A route's path as the spec writes it (`/v1/deliveries/{id}`), split at `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    /// `None` for a `{parameter}` segment, which matches any one non-empty segment.
+    segments: Vec<Option<String>>,
+}
+
+impl PathTemplate {
+    pub fn new(template: &str) -> PathTemplate {
+        PathTemplate {
+            segments: template
+                .split('/')
+                .map(|segment| {
+                    let parameter = segment.starts_with('{') && segment.ends_with('}');
+                    (!parameter).then(|| segment.to_owned())
+                })
+                .collect(),
+        }
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let mut segments = path.split('/');
+        self.segments.iter().all(|template| {
+            segments.next().is_some_and(|segment| match template {
+                Some(literal) => literal == segment,
+                None => !segment.is_empty(),
+            })
+        }) && segments.next().is_none()
+    }
+
+    /// How many segments are literal: where several templates match a path, the router
+    /// picks the one with the most.
+    pub fn literals(&self) -> usize {
+        self.segments.iter().flatten().count()
+    }
+}
+
+/// One route of the spec and its `Allow` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RouteMethods {
-    /// `None` for a `{parameter}` segment, which matches any one segment.
-    segments: Vec<Option<String>>,
+    template: PathTemplate,
     allow: String,
 }
 
@@ -30,13 +66,7 @@ impl RouteMethods {
     /// with GET.
     fn new(template: &str, takes: impl Fn(&str) -> bool) -> RouteMethods {
         RouteMethods {
-            segments: template
-                .split('/')
-                .map(|segment| {
-                    let parameter = segment.starts_with('{') && segment.ends_with('}');
-                    (!parameter).then(|| segment.to_owned())
-                })
-                .collect(),
+            template: PathTemplate::new(template),
             allow: METHODS
                 .into_iter()
                 .filter(|method| takes(method) || (*method == "HEAD" && takes("GET")))
@@ -83,19 +113,10 @@ impl AllowedMethods {
     /// The `Allow` value for a request to `path`, if a route of the spec matches it; where
     /// several do, the one with the most literal segments, as the router picks.
     pub fn allow(&self, path: &str) -> Option<&str> {
-        let segments: Vec<&str> = path.split('/').collect();
         self.routes
             .iter()
-            .filter(|route| {
-                route.segments.len() == segments.len()
-                    && route.segments.iter().zip(&segments).all(
-                        |(template, segment)| match template {
-                            Some(literal) => literal == segment,
-                            None => !segment.is_empty(),
-                        },
-                    )
-            })
-            .max_by_key(|route| route.segments.iter().flatten().count())
+            .filter(|route| route.template.matches(path))
+            .max_by_key(|route| route.template.literals())
             .map(|route| route.allow.as_str())
     }
 }

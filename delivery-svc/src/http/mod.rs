@@ -23,7 +23,7 @@ use sea_orm::DatabaseConnection;
 use self::api::{DeliveryApi, OperationsApi};
 use self::live::LiveEndpoint;
 use self::methods::AllowedMethods;
-use self::middleware::{Authenticate, BodyLimit, RateLimit, RequestScope};
+use self::middleware::{Authenticate, Authorize, BodyLimit, RateLimit, RequestScope};
 use self::webhooks::PartnerWebhookApi;
 use crate::auth::TokenAuthority;
 use crate::cache::RedisLink;
@@ -108,6 +108,7 @@ pub fn endpoint(
         .nest("/", api)
         .with(allowed_methods)
         .with(BodyLimit::new(limits.max_body_bytes))
+        .with(Authorize::default())
         .with(RateLimit::from_config(limits, redis))
         .with(Authenticate::new(authority))
         .with(RequestScope)
