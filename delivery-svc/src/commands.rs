@@ -308,6 +308,9 @@ impl Deliveries {
         let (order, event) = order
             .apply(command, meta.clone())
             .map_err(|rejected| rejected.error)?;
+        if let AnyDeliveryOrder::Delivered(delivered) = &order {
+            check_delivered_at(delivered.delivered_at(), row.created_at, ctx.now)?;
+        }
         let replacement = match &order {
             AnyDeliveryOrder::Resolved(resolved) => resolved.redelivery(new_delivery_id(), meta),
             _ => None,
@@ -676,6 +679,29 @@ fn outbox_row(stored: &StoredEvent, owners: &Owners<'_>) -> Result<outbox::Activ
         published_at: Set(None),
         ..Default::default()
     })
+}
+
+/// How far a partner's clock may be from ours when it says when it delivered.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A delivery's `delivered_at` lies between the delivery order's creation and now, give
+/// or take [`CLOCK_SKEW`]: a time outside it is a partner's error, not a fact to keep.
+fn check_delivered_at(
+    delivered_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    if delivered_at > now + CLOCK_SKEW {
+        Err(ServiceError::Invalid(format!(
+            "delivered_at {delivered_at} is in the future (now is {now})"
+        )))
+    } else if delivered_at < created_at - CLOCK_SKEW {
+        Err(ServiceError::Invalid(format!(
+            "delivered_at {delivered_at} is before the delivery order was created ({created_at})"
+        )))
+    } else {
+        Ok(())
+    }
 }
 
 /// The write that records the ordering the first time we hear of it. An ordering's

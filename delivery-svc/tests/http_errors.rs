@@ -6,6 +6,7 @@ mod common;
 use std::num::NonZeroU32;
 
 use common::{TestApp, generous_limits, on_every_backend, on_every_backend_with, principal};
+use delivery_core::DeliveryState;
 use delivery_svc::config::LimitsConfig;
 use delivery_svc::domain::PrincipalRole::{Admin, Customer, Operator, Partner, Service};
 use poem::http::{Method, StatusCode};
@@ -84,6 +85,40 @@ async fn bodies_that_are_not_json_are_400_and_invalid_ones_422() {
 
         let unchanged = app.get(&format!("/v1/deliveries/{id}"), &partner).await;
         assert_eq!(unchanged.json["state"], "CREATED");
+    })
+    .await;
+}
+
+/// A partner's `delivered_at` lies between the order's creation and now, give or take a
+/// partner's clock: the future or a time before the order existed is refused, and the
+/// delivery stays where it was.
+#[tokio::test]
+async fn a_delivery_time_in_the_future_or_before_the_order_is_refused() {
+    on_every_backend(async |app| {
+        let id = app.delivery_in(DeliveryState::PickedUp).await;
+        let path = format!("/v1/deliveries/{id}/transitions");
+        let partner = principal(Partner);
+        let soon = chrono::Utc::now() + chrono::Duration::minutes(1);
+        for (delivered_at, why) in [
+            ("2999-01-01T00:00:00+05:00", "in the future"),
+            (
+                "1970-01-01T00:00:00Z",
+                "before the delivery order was created",
+            ),
+        ] {
+            let body = json!({"transition": "deliver", "delivered_at": delivered_at});
+            let reply = app.post(&path, &partner, &body).await;
+            reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &path);
+            let detail = reply.json["detail"].as_str().expect("a detail");
+            assert!(detail.contains(why), "{detail}");
+        }
+        let view = app.get(&format!("/v1/deliveries/{id}"), &partner).await;
+        assert_eq!(view.json["state"], "PICKED_UP");
+        // A partner's clock a minute ahead of ours is no error.
+        let body = json!({"transition": "deliver", "delivered_at": soon});
+        app.post(&path, &partner, &body)
+            .await
+            .assert_status(StatusCode::OK);
     })
     .await;
 }

@@ -42,7 +42,7 @@ async fn a_paid_ordering_is_picked_up_delivered_and_confirmed() {
             ),
             (
                 Partner,
-                json!({"transition": "deliver", "delivered_at": "2026-11-24T15:00:00Z"}),
+                json!({"transition": "deliver", "delivered_at": common::delivered_at()}),
                 "PICKED_UP",
                 "DELIVERED",
             ),
@@ -70,7 +70,7 @@ async fn a_paid_ordering_is_picked_up_delivered_and_confirmed() {
         assert_eq!(delivery.json["allowed_transitions"], json!([]));
         assert_eq!(delivery.json["partner_id"], PARTNER);
         assert_eq!(delivery.json["partner_order_number"], "DX-1042");
-        assert_eq!(delivery.json["delivered_at"], "2026-11-24T15:00:00+00:00");
+        assert_eq!(delivery.json["delivered_at"], common::delivered_at());
         assert_eq!(
             delivery.json["lines"].as_array().map(Vec::len),
             Some(1),

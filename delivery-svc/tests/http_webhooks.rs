@@ -45,7 +45,7 @@ fn delivered(delivery_id: &str) -> String {
         PARTNER,
         "delivered",
         delivery_id,
-        json!({"delivered_at": "2026-11-24T15:00:00Z"}),
+        json!({"delivered_at": common::delivered_at()}),
     )
 }
 
@@ -280,7 +280,7 @@ async fn a_delivery_moves_to_delivered_by_webhooks_alone() {
             assert_outcome(&reply, "applied", state, version);
         }
         let view = delivery(app, &id).await;
-        assert_eq!(view["delivered_at"], "2026-11-24T15:00:00+00:00");
+        assert_eq!(view["delivered_at"], common::delivered_at());
         assert!(
             view["partner_order_number"]
                 .as_str()

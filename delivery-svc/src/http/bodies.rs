@@ -297,6 +297,8 @@ impl Example for FailBody {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "Deliver", example)]
 pub struct DeliverBody {
+    /// When the parcel was handed over: between the delivery order's creation and now,
+    /// give or take five minutes of the partner's clock (422 otherwise).
     pub delivered_at: DateTime<Utc>,
 }
 

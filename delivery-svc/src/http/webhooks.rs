@@ -73,6 +73,8 @@ pub struct DeliveredWebhook {
 pub struct DeliveredData {
     pub partner: String,
     pub delivery_id: Wire<DeliveryId>,
+    /// When the parcel was handed over: between the delivery order's creation and now,
+    /// give or take five minutes of the partner's clock (422 otherwise).
     pub delivered_at: DateTime<Utc>,
 }
 

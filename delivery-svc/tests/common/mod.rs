@@ -368,6 +368,18 @@ pub fn payment_event(ordering_id: &str, formats: &[&str]) -> Value {
     })
 }
 
+/// A delivery time the service takes for any delivery a test makes: the second the tests
+/// started, the same in every body (so that a replayed request is the same request), and
+/// within the clock skew the service allows before a delivery order's creation. Written
+/// as the service writes it back.
+pub fn delivered_at() -> Value {
+    static STARTED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use chrono::SubsecRound as _;
+        Utc::now().trunc_subsecs(0).to_rfc3339()
+    });
+    json!(*STARTED)
+}
+
 /// A valid request body for `transition`. A transition added to graph.yaml fails to compile
 /// here until the tests know its payload.
 pub fn sample_transition(transition: Transition) -> Value {
@@ -379,7 +391,7 @@ pub fn sample_transition(transition: Transition) -> Value {
             json!({"transition": "fail", "reason": "RECIPIENT_UNAVAILABLE", "detail": "Nobody home."})
         }
         Transition::Deliver => {
-            json!({"transition": "deliver", "delivered_at": "2026-11-24T15:00:00Z"})
+            json!({"transition": "deliver", "delivered_at": delivered_at()})
         }
         Transition::ConfirmReceipt => json!({"transition": "confirm_receipt"}),
         Transition::Dispute => json!({"transition": "dispute", "reason": "NOT_RECEIVED"}),
