@@ -108,9 +108,14 @@ text_values! {
     CustomerId: "The customer domain's id of a customer: not blank, at most 128 characters, one line.", identifier(128);
     PaymentId: "The payment domain's id of a payment: not blank, at most 128 characters, one line.", identifier(128);
     ProductId: "The product domain's id of a product: not blank, at most 128 characters, one line.", identifier(128);
-    // Not blank: some character that is not white space, anywhere.
-    Text: "Free text written by a person: not blank, at most 2000 characters.",
-        Some(TextRule { min_length: 1, max_length: 2000, pattern: r"[^\x09-\x0D\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]" });
+    // Not blank (some character that is neither white space nor a control), and no
+    // control character but tabs and line breaks.
+    Text: "Free text written by a person: not blank, at most 2000 characters, no control characters but tabs and line breaks.",
+        Some(TextRule { min_length: 1, max_length: 2000, pattern: concat!(
+            r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*",
+            r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+            r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
+        ) });
     Line: "A single line of an address or a title: not blank, at most 200 characters.", identifier(200);
     CountryCode: "An ISO 3166-1 alpha-2 country code, e.g. `GB`.",
         Some(TextRule { min_length: 2, max_length: 2, pattern: "^[A-Z]{2}$" });
@@ -322,5 +327,88 @@ impl<T: ToJSON> ApiResponse for JsonBody<T> {
 
     fn register(registry: &mut Registry) {
         T::register(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use regex::Regex;
+
+    use super::*;
+
+    /// Strings at the edges of the text values' rules: white space and controls of every
+    /// kind, at either end and inside, and lengths at and past each maximum.
+    fn samples() -> Vec<String> {
+        let mut samples: Vec<String> = [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "a b",
+            "a\nb",
+            "a\r\nb",
+            "a\tb",
+            "\n\t",
+            "\ta",
+            "a\u{0}b",
+            "bell\u{7}",
+            "a\u{b}b",
+            "a\u{c}b",
+            "del\u{7f}",
+            "\u{e3}\u{9a}y",
+            "\u{85}",
+            "x\u{a0}",
+            "\u{a0}x",
+            "\u{2028}a",
+            "a\u{3000}",
+            "\u{3000}",
+            "é ✓",
+            "DX-1",
+            "dx/2026/42",
+            "DX#1",
+            "GB",
+            "gb",
+            "GBR",
+            "ord-1",
+            "\u{1f4e6} parcel",
+        ]
+        .map(String::from)
+        .into();
+        for length in [2, 64, 65, 128, 129, 200, 201, 2000, 2001] {
+            samples.push("x".repeat(length));
+        }
+        samples
+    }
+
+    /// What the spec says of a value (JSON Schema: lengths in code points, the pattern
+    /// searched for, not anchored) against what its parser takes.
+    fn the_schema_says_what_the_parser_takes<T: WireValue>() {
+        let rule = T::TEXT_RULE.expect("a text rule");
+        let pattern = Regex::new(rule.pattern).expect("the pattern compiles");
+        for sample in samples() {
+            let length = sample.chars().count();
+            let by_schema =
+                (rule.min_length..=rule.max_length).contains(&length) && pattern.is_match(&sample);
+            assert_eq!(
+                by_schema,
+                T::parse(&sample).is_ok(),
+                "{}: {sample:?}",
+                T::SCHEMA
+            );
+        }
+    }
+
+    #[test]
+    fn every_text_values_schema_says_what_its_parser_takes() {
+        the_schema_says_what_the_parser_takes::<PartnerOrderNumber>();
+        the_schema_says_what_the_parser_takes::<OperatorId>();
+        the_schema_says_what_the_parser_takes::<OrderingId>();
+        the_schema_says_what_the_parser_takes::<CustomerId>();
+        the_schema_says_what_the_parser_takes::<PaymentId>();
+        the_schema_says_what_the_parser_takes::<ProductId>();
+        the_schema_says_what_the_parser_takes::<Text>();
+        the_schema_says_what_the_parser_takes::<Line>();
+        the_schema_says_what_the_parser_takes::<CountryCode>();
     }
 }
