@@ -634,6 +634,7 @@ pub(crate) fn is_contention(err: &DbErr) -> bool {
 
 /// PostgreSQL's SQLSTATE for a unique key violated.
 const UNIQUE_VIOLATION: &str = "23505";
+const FOREIGN_KEY_VIOLATION: &str = "23503";
 
 /// The unique keys on (delivery_id, seq) of the event store, the outbox and the history.
 /// (SQLite has one writer at a time: its writes never race for a version.)
@@ -655,6 +656,21 @@ pub(crate) fn is_partner_order_number_taken(err: &DbErr) -> bool {
     } else {
         db_err.code().as_deref() == Some(UNIQUE_VIOLATION)
             && db_err.constraint() == Some("ux_delivery_order_partner_order_number")
+    }
+}
+
+/// Whether `err` is the schema refusing a delivery order whose customer is not its
+/// ordering's (migration `m20261201_000001`).
+pub(crate) fn is_ordering_of_another_customer(err: &DbErr) -> bool {
+    use migrations::{ORDERING_CUSTOMER_CONSTRAINT, ORDERING_CUSTOMER_MESSAGE};
+    let Some(db_err) = database_error(err) else {
+        return false;
+    };
+    if db_err.try_downcast_ref::<SqliteError>().is_some() {
+        db_err.message() == ORDERING_CUSTOMER_MESSAGE
+    } else {
+        db_err.code().as_deref() == Some(FOREIGN_KEY_VIOLATION)
+            && db_err.constraint() == Some(ORDERING_CUSTOMER_CONSTRAINT)
     }
 }
 

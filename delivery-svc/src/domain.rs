@@ -207,6 +207,12 @@ impl From<sea_orm::DbErr> for ServiceError {
                 "the partner order number is already used for another delivery of this partner"
                     .into(),
             )
+        } else if crate::db::is_ordering_of_another_customer(&err) {
+            // A payment's own data, against the ordering the service already knows.
+            ServiceError::Invalid(
+                "the ordering is known with another customer: a payment for it must name the same customer"
+                    .into(),
+            )
         } else if crate::db::is_transient(&err) {
             ServiceError::Busy(err)
         } else {

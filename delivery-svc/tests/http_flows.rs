@@ -311,3 +311,52 @@ async fn of_concurrent_transitions_on_one_delivery_one_wins_and_the_others_are_4
     })
     .await;
 }
+
+/// A payment for an ordering the service knows must name the ordering's customer: another
+/// customer's is refused and changes nothing, the same customer's makes a second delivery.
+#[tokio::test]
+async fn a_payment_naming_another_customer_for_a_known_ordering_is_refused() {
+    on_every_backend(async |app| {
+        let ordering = new_id("ord");
+        let service = principal(Service);
+        app.post(
+            "/v1/payment-events",
+            &service,
+            &payment_event(&ordering, &["PHYSICAL"]),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+        let mut foreign = payment_event(&ordering, &["PHYSICAL"]);
+        foreign["customer_id"] = json!(format!("{CUSTOMER}-other"));
+        let refused = app.post("/v1/payment-events", &service, &foreign).await;
+        refused.assert_problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-input",
+            "/v1/payment-events",
+        );
+        let detail = refused.json["detail"].as_str().expect("a detail");
+        assert!(detail.contains("another customer"), "{detail}");
+        app.post(
+            "/v1/payment-events",
+            &service,
+            &payment_event(&ordering, &["PHYSICAL"]),
+        )
+        .await
+        .assert_status(StatusCode::CREATED);
+
+        let deliveries = app
+            .get(
+                &format!("/v1/orderings/{ordering}/deliveries"),
+                &principal(Operator),
+            )
+            .await;
+        let customers: Vec<&str> = deliveries.json["items"]
+            .as_array()
+            .expect("a page")
+            .iter()
+            .map(|delivery| delivery["customer_id"].as_str().expect("a customer"))
+            .collect();
+        assert_eq!(customers, [CUSTOMER, CUSTOMER]);
+    })
+    .await;
+}

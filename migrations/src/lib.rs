@@ -18,6 +18,13 @@ mod m20261127_000001_create_booking;
 mod m20261128_000001_index_outbox_pending;
 mod m20261129_000001_create_batch_expect;
 mod m20261130_000001_index_only_what_is_looked_for;
+mod m20261201_000001_delivery_customer_is_ordering_customer;
+
+/// How the schema refuses a delivery order whose customer is not its ordering's: the
+/// PostgreSQL constraint's name and SQLite's message.
+pub use m20261201_000001_delivery_customer_is_ordering_customer::{
+    CONSTRAINT as ORDERING_CUSTOMER_CONSTRAINT, SQLITE_MESSAGE as ORDERING_CUSTOMER_MESSAGE,
+};
 
 /// Applies the delivery service's migrations (`Migrator::up(&db, None)`).
 #[derive(Debug)]
@@ -40,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_index_outbox_pending::Migration),
             Box::new(m20261129_000001_create_batch_expect::Migration),
             Box::new(m20261130_000001_index_only_what_is_looked_for::Migration),
+            Box::new(m20261201_000001_delivery_customer_is_ordering_customer::Migration),
         ]
     }
 }
