@@ -319,16 +319,13 @@ async fn a_payment_naming_another_customer_for_a_known_ordering_is_refused() {
     on_every_backend(async |app| {
         let ordering = new_id("ord");
         let service = principal(Service);
-        app.post(
-            "/v1/payment-events",
-            &service,
-            &payment_event(&ordering, &["PHYSICAL"]),
-        )
-        .await
-        .assert_status(StatusCode::CREATED);
-        let mut foreign = payment_event(&ordering, &["PHYSICAL"]);
-        foreign["customer_id"] = json!(format!("{CUSTOMER}-other"));
-        let refused = app.post("/v1/payment-events", &service, &foreign).await;
+        let pay_as = async |customer: &str| {
+            let mut event = payment_event(&ordering, &["PHYSICAL"]);
+            event["customer_id"] = json!(customer);
+            app.post("/v1/payment-events", &service, &event).await
+        };
+        pay_as(CUSTOMER).await.assert_status(StatusCode::CREATED);
+        let refused = pay_as(&format!("{CUSTOMER}-other")).await;
         refused.assert_problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-input",
@@ -336,13 +333,7 @@ async fn a_payment_naming_another_customer_for_a_known_ordering_is_refused() {
         );
         let detail = refused.json["detail"].as_str().expect("a detail");
         assert!(detail.contains("another customer"), "{detail}");
-        app.post(
-            "/v1/payment-events",
-            &service,
-            &payment_event(&ordering, &["PHYSICAL"]),
-        )
-        .await
-        .assert_status(StatusCode::CREATED);
+        pay_as(CUSTOMER).await.assert_status(StatusCode::CREATED);
 
         let deliveries = app
             .get(
