@@ -204,6 +204,10 @@ impl ApiError {
         }
     }
 
+    /// The longest `detail` a problem carries, in characters: a body's validation error
+    /// quotes the value it refused, which may be the whole body.
+    pub const DETAIL_LIMIT: usize = 500;
+
     /// Classifies an error from anywhere in the request's path: ours, or poem's own.
     pub fn from_poem(err: poem::Error) -> ApiError {
         let err = match err.downcast::<ApiError>() {
@@ -240,7 +244,7 @@ impl ApiError {
             kind: format!("urn:delivery-svc:problem:{slug}"),
             title: title.into(),
             status: status.as_u16(),
-            detail: self.to_string(),
+            detail: bounded(self.to_string()),
             instance: instance.into(),
             request_id: request_id.into(),
             current_state: None,
@@ -435,6 +439,17 @@ impl ProblemResponse {
             ApiError::Internal => ProblemResponse::InternalServerError(problem),
             ApiError::Webhook(WebhookError::Malformed(_)) => ProblemResponse::BadRequest(problem),
             ApiError::Webhook(_) => ProblemResponse::Forbidden(problem),
+        }
+    }
+}
+
+/// `detail`, cut to [`ApiError::DETAIL_LIMIT`] characters, saying how much was cut.
+fn bounded(detail: String) -> String {
+    match detail.char_indices().nth(ApiError::DETAIL_LIMIT) {
+        None => detail,
+        Some((end, _)) => {
+            let cut = detail[end..].chars().count();
+            format!("{}… ({cut} more characters)", &detail[..end])
         }
     }
 }

@@ -72,6 +72,14 @@ async fn bodies_that_are_not_json_are_400_and_invalid_ones_422() {
             reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &path);
         }
 
+        // The refusal quotes the value it refused, but not a whole 60 KB body.
+        let padded = json!({"transition": "teleport", "pad": "A".repeat(60_000)});
+        let reply = app.post(&path, &partner, &padded).await;
+        reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &path);
+        let detail = reply.json["detail"].as_str().expect("a detail");
+        assert!(detail.chars().count() < 600, "{} characters", detail.len());
+        assert!(detail.ends_with("more characters)"), "{detail}");
+
         let mut event = common::payment_event("ord-1", &["PHYSICAL"]);
         event["lines"][0]["quantity"] = json!(0);
         event["shipping_address"]["country"] = json!("Britain");
