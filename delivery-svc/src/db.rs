@@ -632,7 +632,7 @@ pub(crate) fn is_contention(err: &DbErr) -> bool {
     }
 }
 
-/// PostgreSQL's SQLSTATE for a unique key violated.
+/// PostgreSQL's SQLSTATEs for a unique key and a foreign key violated.
 const UNIQUE_VIOLATION: &str = "23505";
 const FOREIGN_KEY_VIOLATION: &str = "23503";
 
@@ -644,34 +644,49 @@ const DELIVERY_SEQ_KEYS: [&str; 3] = [
     "delivery_history_pkey",
 ];
 
+/// A rule of the schema that a request's own data can break, as each backend reports it.
+struct SchemaRule {
+    /// SQLite's whole message.
+    sqlite_message: &'static str,
+    /// PostgreSQL's SQLSTATE and the constraint's name.
+    sqlstate: &'static str,
+    constraint: &'static str,
+}
+
+impl SchemaRule {
+    fn refused(&self, err: &DbErr) -> bool {
+        let Some(db_err) = database_error(err) else {
+            return false;
+        };
+        if db_err.try_downcast_ref::<SqliteError>().is_some() {
+            db_err.message() == self.sqlite_message
+        } else {
+            db_err.code().as_deref() == Some(self.sqlstate)
+                && db_err.constraint() == Some(self.constraint)
+        }
+    }
+}
+
 /// Whether a write was refused because its partner has the partner order number on
 /// another delivery already: PostgreSQL names the key, SQLite its columns.
 pub(crate) fn is_partner_order_number_taken(err: &DbErr) -> bool {
-    let Some(db_err) = database_error(err) else {
-        return false;
-    };
-    if db_err.try_downcast_ref::<SqliteError>().is_some() {
-        db_err.message()
-            == "UNIQUE constraint failed: delivery_order.partner_id, delivery_order.partner_order_number"
-    } else {
-        db_err.code().as_deref() == Some(UNIQUE_VIOLATION)
-            && db_err.constraint() == Some("ux_delivery_order_partner_order_number")
+    SchemaRule {
+        sqlite_message: "UNIQUE constraint failed: delivery_order.partner_id, delivery_order.partner_order_number",
+        sqlstate: UNIQUE_VIOLATION,
+        constraint: "ux_delivery_order_partner_order_number",
     }
+    .refused(err)
 }
 
 /// Whether `err` is the schema refusing a delivery order whose customer is not its
 /// ordering's (migration `m20261201_000001`).
 pub(crate) fn is_ordering_of_another_customer(err: &DbErr) -> bool {
-    use migrations::{ORDERING_CUSTOMER_CONSTRAINT, ORDERING_CUSTOMER_MESSAGE};
-    let Some(db_err) = database_error(err) else {
-        return false;
-    };
-    if db_err.try_downcast_ref::<SqliteError>().is_some() {
-        db_err.message() == ORDERING_CUSTOMER_MESSAGE
-    } else {
-        db_err.code().as_deref() == Some(FOREIGN_KEY_VIOLATION)
-            && db_err.constraint() == Some(ORDERING_CUSTOMER_CONSTRAINT)
+    SchemaRule {
+        sqlite_message: migrations::ORDERING_CUSTOMER_MESSAGE,
+        sqlstate: FOREIGN_KEY_VIOLATION,
+        constraint: migrations::ORDERING_CUSTOMER_CONSTRAINT,
     }
+    .refused(err)
 }
 
 /// sqlx's error behind `err`, if sqlx failed.

@@ -204,10 +204,6 @@ impl ApiError {
         }
     }
 
-    /// The longest `detail` a problem carries, in characters: a body's validation error
-    /// quotes the value it refused, which may be the whole body.
-    pub const DETAIL_LIMIT: usize = 500;
-
     /// Classifies an error from anywhere in the request's path: ours, or poem's own.
     pub fn from_poem(err: poem::Error) -> ApiError {
         let err = match err.downcast::<ApiError>() {
@@ -443,9 +439,13 @@ impl ProblemResponse {
     }
 }
 
-/// `detail`, cut to [`ApiError::DETAIL_LIMIT`] characters, saying how much was cut.
+/// The longest `detail` a problem carries, in characters: a body's validation error
+/// quotes the value it refused, which may be the whole body.
+const DETAIL_LIMIT: usize = 500;
+
+/// `detail`, cut to [`DETAIL_LIMIT`] characters, saying how much was cut.
 fn bounded(detail: String) -> String {
-    match detail.char_indices().nth(ApiError::DETAIL_LIMIT) {
+    match detail.char_indices().nth(DETAIL_LIMIT) {
         None => detail,
         Some((end, _)) => {
             let cut = detail[end..].chars().count();

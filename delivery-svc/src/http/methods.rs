@@ -47,10 +47,17 @@ impl PathTemplate {
         }) && segments.next().is_none()
     }
 
-    /// How many segments are literal: where several templates match a path, the router
-    /// picks the one with the most.
-    pub fn literals(&self) -> usize {
-        self.segments.iter().flatten().count()
+    /// What the route of `path` holds, among `routes`: of the templates that match it,
+    /// the one with the most literal segments, as the router picks.
+    pub fn route<'a, T>(
+        routes: impl IntoIterator<Item = (&'a PathTemplate, T)>,
+        path: &str,
+    ) -> Option<T> {
+        routes
+            .into_iter()
+            .filter(|(template, _)| template.matches(path))
+            .max_by_key(|(template, _)| template.segments.iter().flatten().count())
+            .map(|(_, value)| value)
     }
 }
 
@@ -113,11 +120,11 @@ impl AllowedMethods {
     /// The `Allow` value for a request to `path`, if a route of the spec matches it; where
     /// several do, the one with the most literal segments, as the router picks.
     pub fn allow(&self, path: &str) -> Option<&str> {
-        self.routes
-            .iter()
-            .filter(|route| route.template.matches(path))
-            .max_by_key(|route| route.template.literals())
-            .map(|route| route.allow.as_str())
+        let routes = self.routes.iter();
+        PathTemplate::route(
+            routes.map(|route| (&route.template, route.allow.as_str())),
+            path,
+        )
     }
 }
 

@@ -221,13 +221,14 @@ impl Authorize {
         } else {
             method.as_str()
         };
-        self.operations
+        let of_method = self
+            .operations
             .iter()
-            .filter(|(template, operation)| {
-                operation.permission().method == method && template.matches(path)
-            })
-            .max_by_key(|(template, _)| template.literals())
-            .map(|(_, operation)| *operation)
+            .filter(|(_, operation)| operation.permission().method == method);
+        PathTemplate::route(
+            of_method.map(|(template, operation)| (template, *operation)),
+            path,
+        )
     }
 }
 

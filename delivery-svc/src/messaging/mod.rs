@@ -254,9 +254,14 @@ mod tests {
                 }
             }
         }));
-        while handled.lock().expect("not poisoned").len() < count as usize {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let all_handled = async {
+            while handled.lock().expect("not poisoned").len() < count as usize {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), all_handled)
+            .await
+            .expect("every event handled within 10 s");
         stop.stop();
         consumer.await.expect("the consumer stops");
         assert_eq!(
